@@ -1,0 +1,1 @@
+"""The ``csn`` command line."""

@@ -1,0 +1,1 @@
+"""pluggy hook specifications (``specs``) and csn's built-in plugins."""
