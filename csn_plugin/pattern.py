@@ -1,0 +1,155 @@
+"""A measured powder pattern: 2theta (degrees), intensity and wavelength, checked on creation."""
+
+import numpy as np
+
+from .errors import PatternError
+from .grid import ModelGrid
+from .wavelengths import DEFAULT_WAVELENGTH, resolve_wavelength
+
+MIN_POINTS = 50
+# A pattern must overlap the model's range by at least this much (degrees 2theta, Cu Ka1 equivalent).
+MIN_MODEL_OVERLAP = 1.0
+
+
+class Pattern:
+    """A powder X-ray diffraction pattern.
+
+    ``Pattern(two_theta, intensity, wavelength=None, source=None, metadata=None, esd=None)``:
+    ``two_theta`` in degrees (increasing; a strictly decreasing scan is reversed and
+    ``metadata["reversed"]`` set), ``intensity`` in any unit, ``wavelength`` in angstrom or a name
+    ('CuKa1', 'MoKa'); ``None`` means Cu Ka1 (1.5406 A) and sets ``metadata["wavelength_source"]`` to
+    ``"default"`` (otherwise ``"user"`` unless the metadata already says, e.g. ``"file"``).
+    ``esd``: optional standard uncertainties of the intensities.
+
+    Bad input raises :class:`~csn_plugin.errors.PatternError` ("source: problem").
+    """
+
+    def __init__(self, two_theta, intensity, wavelength=None, source=None, metadata=None, esd=None):
+        self.source = None if source is None else str(source)
+        self.metadata = dict(metadata or {})
+        if wavelength is None:
+            wavelength = DEFAULT_WAVELENGTH
+            self.metadata.setdefault("wavelength_source", "default")
+        else:
+            self.metadata.setdefault("wavelength_source", "user")
+        try:
+            self.wavelength = resolve_wavelength(wavelength)
+        except ValueError as error:
+            raise PatternError(self.source, str(error)) from None
+        two_theta = self._as_array(two_theta, "angles")
+        intensity = self._as_array(intensity, "intensities")
+        esd = None if esd is None else self._as_array(esd, "esds")
+        if len(two_theta) == 0 or len(intensity) == 0:
+            raise PatternError(self.source, "the pattern is empty (no data points)")
+        if len(two_theta) != len(intensity):
+            raise PatternError(
+                self.source, f"{len(two_theta)} angles but {len(intensity)} intensities: lengths differ"
+            )
+        if esd is not None and len(esd) != len(intensity):
+            raise PatternError(self.source, f"{len(esd)} esds for {len(intensity)} intensities")
+        if len(two_theta) < MIN_POINTS:
+            raise PatternError(
+                self.source, f"only {len(two_theta)} data points; a pattern needs at least {MIN_POINTS}"
+            )
+        for name, values in (("angles", two_theta), ("intensities", intensity)):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                raise PatternError(
+                    self.source, f"{int(bad.sum())} {name} are NaN or infinite (first at point {int(np.argmax(bad)) + 1})"
+                )
+        steps = np.diff(two_theta)
+        if (steps < 0).all():
+            two_theta, intensity = two_theta[::-1].copy(), intensity[::-1].copy()
+            esd = None if esd is None else esd[::-1].copy()
+            self.metadata["reversed"] = True
+        elif (steps == 0).any():
+            index = int(np.argmax(steps == 0))
+            raise PatternError(
+                self.source, f"angle {two_theta[index]:g} deg is repeated (points {index + 1} and {index + 2})"
+            )
+        elif not (steps > 0).all():
+            index = int(np.argmax(steps < 0))
+            raise PatternError(
+                self.source,
+                f"angles are not sorted: {two_theta[index]:g} then {two_theta[index + 1]:g} deg "
+                f"(points {index + 1}-{index + 2})",
+            )
+        if two_theta[0] <= 0 or two_theta[-1] >= 180:
+            raise PatternError(
+                self.source,
+                f"angles {two_theta[0]:g}-{two_theta[-1]:g} deg lie outside 0-180 deg 2theta",
+            )
+        top = float(intensity.max())
+        if top <= 0:
+            what = "all intensities are zero" if not intensity.any() else "no intensity is positive"
+            raise PatternError(self.source, what)
+        if float(intensity.min()) == top:
+            raise PatternError(self.source, f"the intensity is constant ({top:g}) everywhere: no peaks")
+        if float(np.median(intensity)) < 0:
+            raise PatternError(
+                self.source, "most intensities are negative (median < 0): not a diffraction pattern"
+            )
+        self.two_theta = two_theta
+        self.intensity = intensity
+        self.esd = esd
+        if self.metadata.get("wavelength_source") != "unknown":
+            self._check_model_overlap()
+
+    def _as_array(self, values, name):
+        try:
+            array = np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise PatternError(self.source, f"{name} are not numbers") from None
+        if array.ndim != 1:
+            raise PatternError(self.source, f"{name} must be a 1-D sequence, not shape {array.shape}")
+        return array
+
+    def _check_model_overlap(self):
+        grid = ModelGrid()
+        reference = two_theta_at(self.two_theta[[0, -1]], self.wavelength, grid.wavelength)
+        low = np.nan_to_num(reference[0], nan=180.0)
+        high = np.nan_to_num(reference[1], nan=180.0)
+        overlap = min(high, grid.stop) - max(low, grid.start)
+        if overlap < MIN_MODEL_OVERLAP:
+            d_low, d_high = self.d[-1], self.d[0]
+            d_min, d_max = grid.d_range
+            raise PatternError(
+                self.source,
+                f"d-spacings {d_low:.3g}-{d_high:.3g} A (2theta {self.two_theta[0]:g}-{self.two_theta[-1]:g} deg "
+                f"at {self.wavelength:g} A) miss the usable range {d_min:.3g}-{d_max:.3g} A: "
+                "is the wavelength right?",
+            )
+
+    @property
+    def d(self):
+        """d-spacings in angstrom (Bragg's law), decreasing with angle."""
+        return self.wavelength / (2.0 * np.sin(np.radians(self.two_theta) / 2.0))
+
+    def with_wavelength(self, wavelength, wavelength_source="user"):
+        """The same data at another wavelength (re-checked)."""
+        metadata = dict(self.metadata, wavelength_source=wavelength_source)
+        return Pattern(self.two_theta, self.intensity, wavelength, self.source, metadata, self.esd)
+
+    @classmethod
+    def from_file(cls, path, wavelength=None, format=None):
+        """Read a pattern file (any format :func:`csn_plugin.readers.read_pattern` knows)."""
+        from .readers import read_pattern
+
+        return read_pattern(path, wavelength=wavelength, format=format)
+
+    def __len__(self):
+        return len(self.two_theta)
+
+    def __repr__(self):
+        name = f"{self.source!r}, " if self.source else ""
+        return (
+            f"Pattern({name}{len(self)} points, 2theta {self.two_theta[0]:g}-{self.two_theta[-1]:g} deg, "
+            f"wavelength {self.wavelength:g} A ({self.metadata.get('wavelength_source')}))"
+        )
+
+
+def two_theta_at(two_theta, wavelength, new_wavelength):
+    """Angles (deg) of the same d-spacings at ``new_wavelength``; NaN where unreachable."""
+    sine = np.sin(np.radians(np.asarray(two_theta, dtype=np.float64)) / 2.0) * new_wavelength / wavelength
+    with np.errstate(invalid="ignore"):
+        return np.degrees(2.0 * np.arcsin(np.where(sine <= 1.0, sine, np.nan)))

@@ -1,0 +1,156 @@
+"""Pattern file readers, one module per format family, and :func:`read_pattern`.
+
+A reader (like an xarray backend) is an object with ``name``, ``extensions`` (lower case, with the
+dot), ``description``, ``guess_can_open(path) -> bool`` (cheap: extension and/or first bytes) and
+``read(path) -> Pattern``. ``read`` returns the wavelength recorded in the file
+(``metadata["wavelength_source"] == "file"``) or, when the file records none, a pattern marked
+``"unknown"``; :func:`read_pattern` then fills in the user's wavelength or the default.
+Plugins add readers through the ``pxrd_register_readers`` hook (see ``csn_plugin.plugins``).
+"""
+
+from pathlib import Path
+
+from ..errors import CsnError, PatternError
+from ..wavelengths import resolve_wavelength
+from .base import Reader, looks_binary, read_head
+from .bruker import BrmlReader, BrukerRawReader
+from .chi import ChiReader
+from .gsas import GsasReader
+from .pdcif import PowderCifReader
+from .rigaku import RasReader, RasxReader
+from .text import TextReader
+from .xrdml import XrdmlReader
+
+__all__ = ["Reader", "BUILTIN_READERS", "read_pattern", "available_readers", "WAVELENGTH_TOLERANCE"]
+
+# name -> reader; the order is the order in which readers are asked.
+BUILTIN_READERS = {
+    reader.name: reader
+    for reader in (
+        XrdmlReader(),
+        RasxReader(),
+        RasReader(),
+        BrmlReader(),
+        BrukerRawReader(),
+        PowderCifReader(),
+        GsasReader(),
+        ChiReader(),
+        TextReader(),
+    )
+}
+
+# A wavelength given by the user and one recorded in the file may differ by this fraction.
+WAVELENGTH_TOLERANCE = 0.005
+
+
+def available_readers():
+    """name -> reader from the plugin manager when it exists, else the built-in readers."""
+    try:
+        from .. import plugins
+    except ImportError:
+        return dict(BUILTIN_READERS)
+    readers = plugins.get_readers()
+    return dict(readers) if readers else dict(BUILTIN_READERS)
+
+
+def read_pattern(path, wavelength=None, format=None, readers=None):
+    """Read a pattern file into a :class:`~csn_plugin.pattern.Pattern`.
+
+    ``wavelength`` (angstrom or a name) is used when the file records none; when the file records
+    one that differs by more than 0.5 % a PatternError names both. ``format`` picks a reader by
+    name (e.g. ``"xrdml"``); otherwise readers whose ``guess_can_open`` accepts the file are tried
+    in turn, and any readable text file with number columns falls back to the text reader.
+    Every failure is a one-line PatternError naming the file.
+    """
+    source = str(path)
+    path = Path(path)
+    readers = available_readers() if readers is None else dict(readers)
+    if wavelength is not None:
+        try:
+            wavelength = resolve_wavelength(wavelength)
+        except ValueError as error:
+            raise PatternError(source, str(error)) from None
+    if not path.exists():
+        raise PatternError(source, "no such file")
+    if path.is_dir():
+        raise PatternError(source, "is a directory, not a pattern file")
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise PatternError(source, f"cannot read: {error.strerror or error}") from None
+    if size == 0:
+        raise PatternError(source, "the file is empty")
+
+    if format is not None:
+        reader = readers.get(format) or readers.get(str(format).lower())
+        if reader is None:
+            raise PatternError(source, f"unknown format {format!r}; known: {', '.join(sorted(readers))}")
+        candidates = [reader]
+    else:
+        candidates = [reader for reader in readers.values() if _guess(reader, path)]
+        if not candidates:
+            text_reader = readers.get("text") or BUILTIN_READERS["text"]
+            if text_reader.sniff(path):
+                candidates = [text_reader]
+            else:
+                try:
+                    head = read_head(path)
+                except OSError as error:
+                    raise PatternError(source, f"cannot read: {error.strerror or error}") from None
+                if looks_binary(head):
+                    problem = "binary file in no known format (known: " + ", ".join(sorted(readers)) + ")"
+                else:
+                    problem = "no reader recognises this file (no columns of numbers found)"
+                raise PatternError(source, problem)
+
+    errors = []
+    for reader in candidates:
+        try:
+            pattern = _read(reader, path, source)
+        except PatternError as error:
+            errors.append(error)
+            continue
+        return _settle_wavelength(pattern, wavelength, source, reader.name)
+    raise errors[0]
+
+
+def _guess(reader, path):
+    try:
+        return bool(reader.guess_can_open(path))
+    except Exception:  # a plugin's faulty guess must not stop the others
+        return False
+
+
+def _read(reader, path, source):
+    """reader.read(path), with any parser failure turned into a one-line PatternError."""
+    try:
+        pattern = reader.read(path)
+    except PatternError as error:
+        if error.source is None or error.source != source:
+            raise PatternError(source, error.problem) from None
+        raise
+    except CsnError as error:
+        raise PatternError(source, str(error)) from None
+    except MemoryError:
+        raise PatternError(source, f"could not read as {reader.name}: out of memory") from None
+    except Exception as error:  # parsers raise anything on malformed files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PatternError(source, f"could not read as {reader.name}: {reason}") from None
+    pattern.source = source
+    pattern.metadata.setdefault("format", reader.name)
+    return pattern
+
+
+def _settle_wavelength(pattern, wavelength, source, format_name):
+    recorded = pattern.metadata.get("wavelength_source") == "file"
+    if recorded:
+        if wavelength is not None and abs(wavelength - pattern.wavelength) > WAVELENGTH_TOLERANCE * pattern.wavelength:
+            raise PatternError(
+                source,
+                f"the file records wavelength {pattern.wavelength:g} A but {wavelength:g} A was given "
+                f"(more than {WAVELENGTH_TOLERANCE:.1%} apart): drop the wavelength option or check the file",
+            )
+        return pattern
+    if wavelength is not None:
+        return pattern.with_wavelength(wavelength, "user")
+    return pattern.with_wavelength(None, "default")

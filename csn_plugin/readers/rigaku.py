@@ -1,0 +1,161 @@
+"""Rigaku ``.rasx`` (zip: Data0/Profile0.txt + MesurementConditions0.xml) and ``.ras`` (text with
+``*RAS_HEADER_START`` / ``*RAS_INT_START`` blocks). Profile rows are ``angle intensity
+attenuation``; the intensity is multiplied by the attenuation coefficient."""
+
+import re
+import xml.etree.ElementTree as ElementTree
+import zipfile
+
+import numpy as np
+
+from ..errors import PatternError
+from .base import Reader, decode, read_head
+
+_PROFILE = re.compile(r"^Data(\d+)/Profile(\d+)\.txt$", re.IGNORECASE)
+
+
+def _is_two_theta_axis(name):
+    """True for a scan axis that moves 2theta (TwoTheta, TwoThetaOmega, 2-Theta/Omega, ...)."""
+    compact = re.sub(r"[^a-z0-9]", "", (name or "").lower())
+    return "2theta" in compact or "twotheta" in compact or compact in ("2t", "2th", "tth")
+
+
+def _profile(text, source):
+    """(angles, intensities) from profile rows; an attenuation column multiplies the intensity."""
+    rows = []
+    for line in text.splitlines():
+        tokens = line.replace(",", " ").split()
+        if not tokens or line.lstrip().startswith("*"):
+            continue
+        try:
+            rows.append([float(token) for token in tokens[:3]])
+        except ValueError:
+            raise PatternError(source, f"profile line is not numbers: {line.strip()[:60]!r}") from None
+    if not rows:
+        raise PatternError(source, "the profile holds no data")
+    width = min(len(row) for row in rows)
+    if width < 2:
+        raise PatternError(source, "profile rows need an angle and an intensity")
+    table = np.array([row[:width] for row in rows])
+    intensity = table[:, 1] * table[:, 2] if width >= 3 else table[:, 1]
+    return table[:, 0], intensity
+
+
+def _combine(curves, source, metadata):
+    angles, intensity = curves[0]
+    if len(curves) > 1:
+        if all(len(other[0]) == len(angles) and np.allclose(other[0], angles) for other in curves[1:]):
+            intensity = np.sum([curve[1] for curve in curves], axis=0)
+            metadata["summed_scans"] = len(curves)
+        else:
+            raise PatternError(
+                source, f"{len(curves)} scans over different angles (a map?): not a single powder 2theta scan"
+            )
+    return angles, intensity
+
+
+def _refuse_axis(axis, source):
+    if axis and not _is_two_theta_axis(axis):
+        raise PatternError(
+            source, f"the scan axis is {axis!r} (2theta fixed: a rocking curve or omega scan): not a powder 2theta scan"
+        )
+
+
+class RasxReader(Reader):
+    name = "rasx"
+    extensions = (".rasx",)
+    description = "Rigaku RASX (zip): Data0/Profile0.txt; wavelength from MesurementConditions0.xml"
+
+    def read(self, path):
+        from ..pattern import Pattern
+
+        source = str(path)
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise PatternError(source, "could not read as rasx: not a zip archive") from None
+        with archive:
+            profiles = sorted(
+                (name for name in archive.namelist() if _PROFILE.match(name)),
+                key=lambda name: tuple(int(part) for part in _PROFILE.match(name).groups()),
+            )
+            if not profiles:
+                raise PatternError(source, "no Data*/Profile*.txt in the archive")
+            folder = profiles[0].split("/")[0]
+            conditions = [name for name in archive.namelist() if name.startswith(folder + "/") and name.lower().endswith(".xml")]
+            metadata = {"instrument": "Rigaku"}
+            wavelength, axis = None, None
+            if conditions:
+                wavelength, axis = self._conditions(archive.read(conditions[0]), metadata)
+            _refuse_axis(axis, source)
+            curves = [_profile(decode(archive.read(name)), source) for name in profiles]
+        two_theta, intensity = _combine(curves, source, metadata)
+        metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
+        return Pattern(two_theta, intensity, wavelength, source, metadata)
+
+    @staticmethod
+    def _conditions(data, metadata):
+        root = ElementTree.fromstring(decode(data).encode("utf-8"))
+        generator = root.find(".//XrayGenerator")
+        wavelength = None
+        if generator is not None:
+            def number(tag):
+                try:
+                    return float(generator.findtext(tag))
+                except (TypeError, ValueError):
+                    return None
+
+            wave_type = (generator.findtext("WaveType") or "").strip()
+            metadata.update(
+                target=generator.findtext("TargetName"),
+                wave_type=wave_type,
+                kalpha1=number("WavelengthKalpha1"),
+                kalpha2=number("WavelengthKalpha2"),
+            )
+            wavelength = number("WavelengthKbeta") if wave_type.lower().startswith("kb") else number("WavelengthKalpha1")
+        axis = root.findtext(".//ScanInformation/AxisName")
+        metadata["scan_axis"] = axis
+        metadata["system"] = root.findtext(".//GeneralInformation/SystemName")
+        return wavelength, axis
+
+
+class RasReader(Reader):
+    name = "ras"
+    extensions = (".ras",)
+    description = "Rigaku RAS text: *RAS_INT_START data blocks; wavelength *HW_XG_WAVE_LENGTH_ALPHA1"
+
+    def guess_can_open(self, path):
+        if super().guess_can_open(path):
+            return True
+        try:
+            return read_head(path, 64).lstrip(b"\xef\xbb\xbf").startswith(b"*RAS_DATA_START")
+        except OSError:
+            return False
+
+    def read(self, path):
+        from ..pattern import Pattern
+
+        source = str(path)
+        with open(path, "rb") as handle:
+            text = handle.read().decode("latin-1")  # headers are ASCII; comments may be Shift-JIS
+        if "*RAS_INT_START" not in text:
+            raise PatternError(source, "no *RAS_INT_START data block: not a Rigaku RAS file")
+        header = {}
+        for match in re.finditer(r'^\*(\w[\w-]*)\s+"?([^"\r\n]*)"?\s*$', text.split("*RAS_INT_START", 1)[0], re.MULTILINE):
+            header[match.group(1)] = match.group(2).strip()
+        metadata = {"instrument": "Rigaku", "scan_axis": header.get("MEAS_SCAN_AXIS_X")}
+        _refuse_axis(header.get("MEAS_SCAN_AXIS_X"), source)
+        blocks = re.findall(r"\*RAS_INT_START[^\n]*\n(.*?)\*RAS_INT_END", text, re.DOTALL)
+        curves = [_profile(block, source) for block in blocks]
+        two_theta, intensity = _combine(curves, source, metadata)
+        wavelength = None
+        try:
+            wavelength = float(header.get("HW_XG_WAVE_LENGTH_ALPHA1", ""))
+            if header.get("HW_XG_WAVE_LENGTH_UNIT", "").lower().startswith("nm"):
+                wavelength *= 10.0
+            metadata["kalpha2"] = float(header.get("HW_XG_WAVE_LENGTH_ALPHA2", "nan"))
+        except ValueError:
+            pass
+        metadata["target"] = header.get("HW_XG_TARGET_NAME")
+        metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
+        return Pattern(two_theta, intensity, wavelength, source, metadata)
