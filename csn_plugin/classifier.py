@@ -1,0 +1,109 @@
+"""``SpaceGroupClassifier``: a pattern (file, arrays, pymatgen or xrayutilities object) in, a ranked
+and calibrated ``ClassificationResult`` out, with the bundled CSN model (GPU when present)."""
+
+import numpy as np
+
+from .errors import PatternError
+from .result import ClassificationResult, SpaceGroupPrediction
+
+
+class SpaceGroupClassifier:
+    """Space-group classifier in the style of pymatgen's diffraction calculators.
+
+    >>> clf = SpaceGroupClassifier()                 # bundled weights, CUDA if available
+    >>> result = clf.predict("scan.xy", top_k=5)     # or a Pattern, (two_theta, intensity), a Structure...
+    >>> result.predictions[0].symbol, result.crystal_system
+
+    ``prior`` is the space-group prior of the user's domain: "uniform" (default: no domain
+    assumption), "icsd", "cod" (minerals and inorganic lab samples resemble it), "mp", or counts per group.
+    """
+
+    name = "csn"
+
+    def __init__(self, model=None, device="auto", prior="uniform", rule_rescoring=None):
+        import torch
+
+        from .model_io import load_model
+        from .priors import prior_probabilities
+        from .symmetry import BRAVAIS_LATTICES, CRYSTAL_SYSTEMS, RULE_NAMES, group_to_bravais, group_to_crystal_system, rule_matrix, space_group
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.model, self.grid, self.info = load_model(model, device=self.device)
+        self.prior_name = prior if isinstance(prior, str) else "custom"
+        self._log_prior = torch.tensor(np.log(prior_probabilities(prior)), dtype=torch.float32, device=self.device)
+        self.rule_rescoring = float(self.info.get("rule_rescoring", 0.0) if rule_rescoring is None else rule_rescoring)
+        self._rules = torch.tensor(rule_matrix(), dtype=torch.float32, device=self.device)   # (230, 46)
+        self._system_of = group_to_crystal_system()
+        self._lattice_of = group_to_bravais()
+        self._system_names, self._lattice_names, self._rule_names = CRYSTAL_SYSTEMS, BRAVAIS_LATTICES, RULE_NAMES
+        self._symbols = [space_group(n).symbol for n in range(1, 231)]
+
+    @property
+    def card(self) -> dict:
+        """The model's sidecar metadata (config, training, metrics)."""
+        return dict(self.info)
+
+    def _to_grid(self, obj, wavelength):
+        from .adapters import to_pattern
+
+        pattern = to_pattern(obj, wavelength=wavelength)
+        try:
+            values, mask = self.grid.resample(pattern.two_theta, pattern.intensity, pattern.wavelength)
+        except ValueError as error:
+            raise PatternError(pattern.source, str(error)) from None
+        return pattern, values, mask
+
+    def probabilities_on_grid(self, values, mask):
+        """(B, 230) posteriors and (B, 46) rule-presence probabilities for grid arrays (numpy)."""
+        import torch
+
+        with torch.inference_mode():
+            values = torch.as_tensor(values, dtype=torch.float32, device=self.device)
+            mask = torch.as_tensor(mask, dtype=torch.float32, device=self.device)
+            logits, rule_logits = self.model(values, mask)
+            logits = logits.float() + self._log_prior
+            rules = None
+            if rule_logits is not None:
+                presence = torch.sigmoid(rule_logits[..., 0].float())
+                rules = presence
+                if self.rule_rescoring:
+                    # log-likelihood of each group's rule pattern under the predicted presences
+                    present = (self._rules != 0).float()
+                    agreement = torch.log(presence.clamp(1e-6, 1 - 1e-6)) @ present.T + torch.log((1 - presence).clamp(1e-6, 1 - 1e-6)) @ (1 - present).T
+                    logits = logits + self.rule_rescoring * agreement / present.shape[1]
+            probabilities = torch.softmax(logits, dim=1)
+        return probabilities.cpu().numpy(), None if rules is None else rules.cpu().numpy()
+
+    def _result(self, source, probabilities, rules, top_k):
+        order = np.argsort(-probabilities)[:top_k]
+        systems = np.bincount(self._system_of, weights=probabilities, minlength=len(self._system_names))
+        lattices = np.bincount(self._lattice_of, weights=probabilities, minlength=len(self._lattice_names))
+        return ClassificationResult(
+            source=source,
+            predictions=[SpaceGroupPrediction(int(i) + 1, self._symbols[i], float(probabilities[i])) for i in order],
+            probabilities=probabilities,
+            crystal_systems={n: float(p) for n, p in zip(self._system_names, systems)},
+            bravais_lattices={n: float(p) for n, p in zip(self._lattice_names, lattices)},
+            rules={} if rules is None else {n: float(p) for n, p in zip(self._rule_names, rules)},
+            model=self.name,
+            prior=self.prior_name,
+        )
+
+    def predict(self, obj, top_k=5, wavelength=None) -> ClassificationResult:
+        """Classify one pattern-like object; raises PatternError for input it cannot use."""
+        return self.predict_many([obj], top_k=top_k, wavelength=wavelength)[0]
+
+    def predict_many(self, objs, top_k=5, batch_size=256, wavelength=None) -> list:
+        """Classify many objects in batches; same answers as ``predict`` one by one."""
+        if not 1 <= int(top_k) <= 230:
+            raise ValueError(f"top_k must be between 1 and 230, got {top_k}")
+        results = []
+        objs = list(objs)
+        for start in range(0, len(objs), batch_size):
+            prepared = [self._to_grid(obj, wavelength) for obj in objs[start:start + batch_size]]
+            probabilities, rules = self.probabilities_on_grid(np.stack([p[1] for p in prepared]), np.stack([p[2] for p in prepared]))
+            for i, (pattern, _, _) in enumerate(prepared):
+                results.append(self._result(pattern.source, probabilities[i], None if rules is None else rules[i], int(top_k)))
+        return results

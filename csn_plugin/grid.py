@@ -1,0 +1,93 @@
+"""The model grid: the fixed 2theta axis (at the Cu Ka1 reference wavelength) every pattern is
+resampled onto before it reaches the network. Other wavelengths map through d-spacing; angles the
+measurement did not cover are masked."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .wavelengths import DEFAULT_WAVELENGTH
+
+
+@dataclass(frozen=True)
+class ModelGrid:
+    """2theta grid ``start..stop`` (inclusive) with ``step`` degrees at ``wavelength`` angstrom."""
+
+    start: float = 5.0
+    stop: float = 90.0
+    step: float = 0.05
+    wavelength: float = DEFAULT_WAVELENGTH
+
+    @property
+    def size(self) -> int:
+        return int(round((self.stop - self.start) / self.step)) + 1
+
+    @property
+    def two_theta(self) -> np.ndarray:
+        return self.start + self.step * np.arange(self.size)
+
+    @property
+    def d_range(self) -> tuple[float, float]:
+        """(d_min, d_max) in angstrom covered by the grid."""
+        return (two_theta_to_d(self.stop, self.wavelength), two_theta_to_d(self.start, self.wavelength))
+
+    def to_dict(self) -> dict:
+        return {"start": self.start, "stop": self.stop, "step": self.step, "wavelength": self.wavelength}
+
+    def resample(self, two_theta, intensity, wavelength=DEFAULT_WAVELENGTH):
+        """Map a measured pattern onto the grid.
+
+        Returns ``(values, mask)`` float32 arrays of the grid's size: ``values`` is the intensity
+        averaged over each grid bin (a box filter one step wide, so fine scans are binned and
+        coarse ones interpolated), negative values clipped to 0 and scaled to a maximum of 1 over the
+        measured bins; ``mask`` is 1 where the measurement covers the bin and 0 elsewhere (values 0).
+        ``two_theta`` must be increasing. Raises ValueError when nothing of the pattern falls on the
+        grid or the measured part holds no positive intensity.
+        """
+        two_theta = np.asarray(two_theta, dtype=np.float64)
+        intensity = np.asarray(intensity, dtype=np.float64)
+        reference = convert_two_theta(two_theta, wavelength, self.wavelength)
+        keep = np.isfinite(reference)
+        reference, intensity = reference[keep], intensity[keep]
+        grid = self.two_theta
+        half = self.step / 2
+        mask = (grid >= reference[0] - half) & (grid <= reference[-1] + half) if len(reference) > 1 else np.zeros(len(grid), bool)
+        if mask.sum() < 2:
+            raise ValueError(
+                f"the pattern covers no part of the model range {self.start:g}-{self.stop:g} deg 2theta "
+                f"(Cu Ka1 equivalent) at wavelength {wavelength:g} A"
+            )
+        # Box filter: cumulative trapezoid integral, differenced at the bin edges.
+        cumulative = np.concatenate([[0.0], np.cumsum(np.diff(reference) * (intensity[1:] + intensity[:-1]) / 2)])
+        edges = np.clip(np.concatenate([grid - half, [grid[-1] + half]]), reference[0], reference[-1])
+        integral = np.interp(edges, reference, cumulative)
+        width = np.diff(edges)
+        values = np.zeros(len(grid))
+        covered = mask & (width > 1e-12)
+        values[covered] = np.diff(integral)[covered] / width[covered]
+        # Bins narrower than the input spacing: plain linear interpolation is the better estimate.
+        values[mask & ~covered] = np.interp(grid[mask & ~covered], reference, intensity)
+        values = np.clip(values, 0.0, None) * mask
+        peak = values.max()
+        if not peak > 0:
+            raise ValueError("the measured part of the pattern holds no positive intensity")
+        return (values / peak).astype(np.float32), mask.astype(np.float32)
+
+
+def two_theta_to_d(two_theta, wavelength):
+    """Bragg's law: d = lambda / (2 sin theta)."""
+    return wavelength / (2.0 * np.sin(np.radians(np.asarray(two_theta, dtype=np.float64)) / 2.0))
+
+
+def d_to_two_theta(d, wavelength):
+    """2theta in degrees for d-spacings; NaN where the reflection is beyond reach (lambda > 2d)."""
+    ratio = wavelength / (2.0 * np.asarray(d, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        return np.degrees(2.0 * np.arcsin(np.where(ratio <= 1.0, ratio, np.nan)))
+
+
+def convert_two_theta(two_theta, wavelength, target_wavelength):
+    """Angles measured at ``wavelength`` as they would be at ``target_wavelength`` (same d)."""
+    if wavelength == target_wavelength:
+        return np.asarray(two_theta, dtype=np.float64)
+    return d_to_two_theta(two_theta_to_d(two_theta, wavelength), target_wavelength)

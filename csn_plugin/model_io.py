@@ -1,0 +1,72 @@
+"""Saving and loading CSN weights: safetensors plus a JSON sidecar (config, grid, training prior,
+sha256 of the weights). Loading verifies the checksum and never executes pickled code."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from .grid import ModelGrid
+
+BUNDLED_NAME = "csn"
+
+
+def bundled_model_path() -> Path:
+    from .models import MODELS_DIR
+
+    return MODELS_DIR / f"{BUNDLED_NAME}.safetensors"
+
+
+def sha256_of(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(weights_path) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_model(model, weights_path, grid: ModelGrid, metadata: dict | None = None) -> Path:
+    """Write ``weights_path`` (.safetensors) and its JSON sidecar; returns the sidecar path."""
+    from safetensors.torch import save_file
+
+    weights_path = Path(weights_path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(weights_path))
+    info = {
+        "format": "csn-safetensors-1",
+        "config": model.config.to_dict(),
+        "grid": grid.to_dict(),
+        "sha256": sha256_of(weights_path),
+        **(metadata or {}),
+    }
+    sidecar = sidecar_path(weights_path)
+    sidecar.write_text(json.dumps(info, indent=2) + "\n")
+    return sidecar
+
+
+def load_model(weights_path=None, device="cpu"):
+    """Load a CSN model; returns ``(model in eval mode, grid, sidecar info)``.
+
+    Raises ValueError (one line) if the weights are missing, corrupt or do not match the checksum.
+    """
+    import torch
+    from safetensors.torch import load_file
+
+    from .network import CSN, CSNConfig
+
+    weights_path = Path(weights_path) if weights_path is not None else bundled_model_path()
+    sidecar = sidecar_path(weights_path)
+    if not weights_path.is_file() or not sidecar.is_file():
+        raise ValueError(f"{weights_path}: model weights or their sidecar {sidecar.name} are missing")
+    info = json.loads(sidecar.read_text())
+    actual = sha256_of(weights_path)
+    if actual != info.get("sha256"):
+        raise ValueError(f"{weights_path}: checksum mismatch (sha256 {actual[:12]}..., expected {str(info.get('sha256'))[:12]}...): the file is corrupt or was replaced")
+    model = CSN(CSNConfig.from_dict(info["config"]))
+    model.load_state_dict(load_file(str(weights_path)))
+    model.to(torch.device(device)).eval()
+    return model, ModelGrid(**info["grid"]), info
