@@ -57,10 +57,14 @@ def pick_device(name="auto") -> torch.device:
     return torch.device(name)
 
 
-def learning_rate(step, config: TrainConfig) -> float:
+def learning_rate(step, config: TrainConfig, minutes=0.0) -> float:
+    """Linear warm-up, then cosine decay to 2 % over the steps or, with ``max_minutes``, over
+    whichever of steps and wall time runs out first."""
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
+    if config.max_minutes:
+        progress = max(progress, min(1.0, minutes / config.max_minutes))
     return config.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
@@ -239,8 +243,9 @@ def train(config: TrainConfig):
         values, mask, batch_labels = make_batch(sampler.sample(config.batch_size), generator)
         values, mask, batch_labels = values.to(device), mask.to(device), batch_labels.to(device)
         t1 = time.time()
+        lr = learning_rate(step, config, (elapsed_before + t1 - start_time) / 60)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
+            group["lr"] = lr
         with autocast:
             logits, rule_logits = wrapped(values, mask)
         loss, ce, bce = loss_terms(logits.float(), None if rule_logits is None else rule_logits.float(),
@@ -256,11 +261,10 @@ def train(config: TrainConfig):
         minutes = (elapsed_before + time.time() - start_time) / 60
         stop_now = bool(config.max_minutes) and minutes >= config.max_minutes
         if rank == 0 and (step % config.val_every == 0 or step == config.steps or stop_now):
-            record = {"step": step, "minutes": round(minutes, 2), "lr": learning_rate(step, config),
+            record = {"step": step, "minutes": round(minutes, 2), "lr": lr,
                       "loss": float(np.mean([r[0] for r in running])), "ce": float(np.mean([r[1] for r in running])),
                       "bce": float(np.mean([r[2] for r in running])),
                       "data_s_per_step": data_time / len(running), "model_s_per_step": model_time / len(running)}
-                      
             record["val_top1"], record["val_top5"] = accuracy(model, val_values, val_masks, val_labels, device)
             if measured is not None:
                 record["measured_top1"], record["measured_top5"] = accuracy(model, *measured, device)
