@@ -34,3 +34,14 @@ def evaluate(model_path, test_dataset, test_limit, measured_dirs, pdcif_dir, jso
     if json_out:
         Path(json_out).write_text(json.dumps(report, indent=2) + "\n")
     click.echo(markdown_table(report))
+
+
+@click.command()
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Weights (.safetensors) whose sidecar gets the temperature.")
+@click.option("--dataset", "dataset_dir", required=True, type=click.Path(exists=True, file_okay=False), help="The training dataset (its held-out validation items are used).")
+@click.option("--items", default=2048, show_default=True, help="Use at most this many held-out items (the first items of the dataset).")
+def calibrate(model_path, dataset_dir, items):
+    """Fit the softmax temperature on held-out synthetic patterns and store it in the sidecar."""
+    from csn_plugin.calibration import calibrate_model
+
+    click.echo(f"temperature {calibrate_model(model_path, dataset_dir, items=items):.3f} written to the sidecar of {model_path}")

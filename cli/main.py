@@ -11,6 +11,7 @@ SUBCOMMANDS = {
     "dataset": "csn_plugin.cli.dataset:dataset",
     "train": "csn_plugin.cli.train:train",
     "evaluate": "csn_plugin.cli.evaluate:evaluate",
+    "calibrate": "csn_plugin.cli.evaluate:calibrate",
     "info": "csn_plugin.cli.info:info",
     "plugins": "csn_plugin.cli.info:plugins",
     "simulate": "csn_plugin.cli.simulate:simulate",

@@ -33,6 +33,7 @@ class SpaceGroupClassifier:
         self.model, self.grid, self.info = load_model(model, device=self.device)
         self.prior_name = prior if isinstance(prior, str) else "custom"
         self._log_prior = torch.tensor(np.log(prior_probabilities(prior)), dtype=torch.float32, device=self.device)
+        self.temperature = float(self.info.get("temperature", 1.0))
         self.rule_rescoring = float(self.info.get("rule_rescoring", 0.0) if rule_rescoring is None else rule_rescoring)
         self._rules = torch.tensor(rule_matrix(), dtype=torch.float32, device=self.device)   # (230, 46)
         self._system_of = group_to_crystal_system()
@@ -63,7 +64,7 @@ class SpaceGroupClassifier:
             values = torch.as_tensor(values, dtype=torch.float32, device=self.device)
             mask = torch.as_tensor(mask, dtype=torch.float32, device=self.device)
             logits, rule_logits = self.model(values, mask)
-            logits = logits.float() + self._log_prior
+            logits = logits.float() / self.temperature + self._log_prior
             rules = None
             if rule_logits is not None:
                 presence = torch.sigmoid(rule_logits[..., 0].float())

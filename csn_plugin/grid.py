@@ -57,10 +57,16 @@ class ModelGrid:
                 f"the pattern covers no part of the model range {self.start:g}-{self.stop:g} deg 2theta "
                 f"(Cu Ka1 equivalent) at wavelength {wavelength:g} A"
             )
-        # Box filter: cumulative trapezoid integral, differenced at the bin edges.
-        cumulative = np.concatenate([[0.0], np.cumsum(np.diff(reference) * (intensity[1:] + intensity[:-1]) / 2)])
+        # Box filter: the exact integral of the piecewise-linear pattern, differenced at the bin edges
+        # (inside an input interval the integral is quadratic; interpolating it linearly would turn
+        # coarse scans into steps).
+        spacing = np.diff(reference)
+        cumulative = np.concatenate([[0.0], np.cumsum(spacing * (intensity[1:] + intensity[:-1]) / 2)])
         edges = np.clip(np.concatenate([grid - half, [grid[-1] + half]]), reference[0], reference[-1])
-        integral = np.interp(edges, reference, cumulative)
+        segment = np.clip(np.searchsorted(reference, edges, side="right") - 1, 0, len(reference) - 2)
+        offset = edges - reference[segment]
+        slope = np.divide(np.diff(intensity), spacing, out=np.zeros(len(spacing)), where=spacing > 0)[segment]
+        integral = cumulative[segment] + offset * (intensity[segment] + 0.5 * slope * offset)
         width = np.diff(edges)
         values = np.zeros(len(grid))
         covered = mask & (width > 1e-12)

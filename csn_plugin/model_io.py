@@ -28,7 +28,7 @@ def sidecar_path(weights_path) -> Path:
     return Path(weights_path).with_suffix(".json")
 
 
-def save_model(model, weights_path, grid: ModelGrid, metadata: dict | None = None) -> Path:
+def save_model(model, weights_path, grid: ModelGrid, metadata: dict | None = None, architecture: str = "csn") -> Path:
     """Write ``weights_path`` (.safetensors) and its JSON sidecar; returns the sidecar path."""
     from safetensors.torch import save_file
 
@@ -38,6 +38,7 @@ def save_model(model, weights_path, grid: ModelGrid, metadata: dict | None = Non
     save_file(state, str(weights_path))
     info = {
         "format": "csn-safetensors-1",
+        "architecture": architecture,
         "config": model.config.to_dict(),
         "grid": grid.to_dict(),
         "sha256": sha256_of(weights_path),
@@ -54,9 +55,10 @@ def load_model(weights_path=None, device="cpu"):
     Raises ValueError (one line) if the weights are missing, corrupt or do not match the checksum.
     """
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .network import CSN, CSNConfig
+    from .architectures import build_network
 
     weights_path = Path(weights_path) if weights_path is not None else bundled_model_path()
     sidecar = sidecar_path(weights_path)
@@ -66,7 +68,11 @@ def load_model(weights_path=None, device="cpu"):
     actual = sha256_of(weights_path)
     if actual != info.get("sha256"):
         raise ValueError(f"{weights_path}: checksum mismatch (sha256 {actual[:12]}..., expected {str(info.get('sha256'))[:12]}...): the file is corrupt or was replaced")
-    model = CSN(CSNConfig.from_dict(info["config"]))
-    model.load_state_dict(load_file(str(weights_path)))
+    model = build_network(info.get("architecture", "csn"), info["config"])
+    try:
+        model.load_state_dict(load_file(str(weights_path)))
+    except (SafetensorError, RuntimeError) as error:  # not safetensors, or weights that do not fit the config
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{weights_path}: not loadable as a {info.get('architecture', 'csn')} model: {first_line}") from None
     model.to(torch.device(device)).eval()
     return model, ModelGrid(**info["grid"]), info

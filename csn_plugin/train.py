@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from .grid import ModelGrid
-from .network import CSN, CSNConfig, parameter_count
+from .architectures import build_network
+from .network import parameter_count
 
 
 @dataclass
@@ -43,7 +44,8 @@ class TrainConfig:
     seed: int = 0
     max_peaks: int = 256
     grid_step: float = 0.05
-    model: dict = field(default_factory=dict)  # CSNConfig overrides
+    architecture: str = "csn"        # "csn" or a baseline: "mlp", "cnn", "nopoolcnn"
+    model: dict = field(default_factory=dict)  # network config overrides (CSNConfig / BaselineConfig)
     device: str = "auto"
     threads: int = 0                 # 0: torch default
     max_minutes: float = 0.0         # stop (and export) after this wall time; 0 = no limit
@@ -174,9 +176,7 @@ def train(config: TrainConfig):
     n_val = min(config.val_size, int(len(labels) * config.val_fraction))
     val_idx = np.arange(n_val)
 
-    model_config = CSNConfig(**{**CSNConfig().to_dict(), **config.model, "grid_size": grid.size})
-    model_config = CSNConfig.from_dict(model_config.to_dict())
-    model = CSN(model_config).to(device)
+    model = build_network(config.architecture, {**config.model, "grid_size": grid.size}).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     step, elapsed_before = 0, 0.0
     checkpoint_path = out / "checkpoint.pt"
@@ -209,7 +209,8 @@ def train(config: TrainConfig):
         values, mask = render(d, f2m, two_theta, gen, config=render_config, cos2=cos2)
         return values, mask, torch.as_tensor(labels[indices], dtype=torch.long)
 
-    val_values, val_masks, val_labels = make_batch(val_idx, torch.Generator().manual_seed(12345))
+    # a dataset too small for val_fraction to hold one item trains without validation
+    val_values, val_masks, val_labels = make_batch(val_idx, torch.Generator().manual_seed(12345)) if n_val else (None, None, None)
     measured = None
     if config.measured_dir and Path(config.measured_dir, "labels.csv").exists():
         measured = load_measured(config.measured_dir, grid)
@@ -265,7 +266,8 @@ def train(config: TrainConfig):
                       "loss": float(np.mean([r[0] for r in running])), "ce": float(np.mean([r[1] for r in running])),
                       "bce": float(np.mean([r[2] for r in running])),
                       "data_s_per_step": data_time / len(running), "model_s_per_step": model_time / len(running)}
-            record["val_top1"], record["val_top5"] = accuracy(model, val_values, val_masks, val_labels, device)
+            if n_val:
+                record["val_top1"], record["val_top5"] = accuracy(model, val_values, val_masks, val_labels, device)
             if measured is not None:
                 record["measured_top1"], record["measured_top5"] = accuracy(model, *measured, device)
             running, data_time, model_time = [], 0.0, 0.0
@@ -281,9 +283,10 @@ def train(config: TrainConfig):
         save_model(model, out / "model.safetensors", grid, metadata={
             "training": {"steps": step, "minutes": round((elapsed_before + time.time() - start_time) / 60, 1),
                          "batch_size": config.batch_size, "balance": config.balance, "seed": config.seed,
-                         "dataset": str(config.dataset), "items": len(labels)},
+                         "dataset": str(config.dataset), "items": len(labels),
+                         "validation_items": int(n_val)},
             "train_prior": "uniform",
-        })
+        }, architecture=config.architecture)
     if distributed:
         torch.distributed.destroy_process_group()
     return out
