@@ -23,6 +23,8 @@ from csn_plugin.evaluate import (
 from csn_plugin.grid import ModelGrid
 from csn_plugin.priors import PRIOR_NAMES, prior_probabilities
 
+pytestmark = pytest.mark.one_thread
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RRUFF = SHARED / "rruff-dev"
 PDCIF = SHARED / "pdcif"
@@ -31,22 +33,9 @@ needs_pdcif = pytest.mark.skipif(not PDCIF.is_dir(), reason=f"shared data not fo
 GRID = ModelGrid(step=0.1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two contending ones on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    from csn_plugin.dataset import build_dataset
-
-    directory = tmp_path_factory.mktemp("dataset")
-    build_dataset(directory, count=40, seed=1, workers=1, progress=False)
-    return directory
+def dataset_dir(tiny_dataset_dir):
+    return tiny_dataset_dir
 
 
 @pytest.fixture(scope="module")

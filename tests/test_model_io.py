@@ -11,6 +11,8 @@ from csn_plugin.architectures import build_network
 from csn_plugin.grid import ModelGrid
 from csn_plugin.model_io import load_model, save_model, sha256_of, sidecar_path
 
+pytestmark = pytest.mark.one_thread
+
 GRID = ModelGrid(step=0.1)  # 851 points
 TINY_CSN = {"stem_channels": [8, 16, 32], "dim": 32, "heads": 2, "gau_layers": 1, "gau_key_dim": 16, "rule_dim": 4}
 CONFIGS = {
@@ -19,14 +21,6 @@ CONFIGS = {
     "cnn": {"hidden": 16, "channels": 4},
     "nopoolcnn": {"hidden": 16, "channels": 4},
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def trained_like(architecture):

@@ -21,17 +21,10 @@ from csn_plugin.network import (
     parameter_count,
 )
 
+pytestmark = pytest.mark.one_thread
+
 GRID = 256
 TINY = dict(grid_size=GRID, stem_channels=(8, 16, 32), dim=32, heads=2, gau_layers=1, gau_key_dim=16, rule_dim=4, dropout=0.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two contending ones on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def patterns(batch, seed=0, grid=GRID):

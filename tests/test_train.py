@@ -14,25 +14,14 @@ from csn_plugin.cli.main import cli
 from csn_plugin.model_io import load_model
 from csn_plugin.train import BatchSampler, TrainConfig, learning_rate, loss_terms, rule_target_table, train
 
+pytestmark = pytest.mark.one_thread
+
 TINY_MODEL = {"dim": 32, "heads": 2, "gau_layers": 1, "gau_key_dim": 16, "stem_channels": [8, 16, 32]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is faster than two contending ones on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
-def dataset_dir(tmp_path_factory):
-    from csn_plugin.dataset import build_dataset
-
-    directory = tmp_path_factory.mktemp("dataset")
-    build_dataset(directory, count=40, seed=1, workers=1, progress=False)
-    return directory
+def dataset_dir(tiny_dataset_dir):
+    return tiny_dataset_dir
 
 
 def tiny_config(dataset_dir, out, **changes):
