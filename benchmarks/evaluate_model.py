@@ -81,7 +81,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    classifier = SpaceGroupClassifier(model=args.model, device="cpu", rule_rescoring=0.0)
+    classifier = SpaceGroupClassifier(model=args.model, device="cpu")  # the sidecar's rule re-scoring
     grid = classifier.grid
     sets = {}
     if args.test_natural:
@@ -96,7 +96,7 @@ def main():
     report = {"sets": evaluate_sets(classifier, sets)}
     print(markdown_table(report["sets"]))
 
-    # Re-scoring by rule agreement, judged on the synthetic sets only (uniform prior).
+    # Re-scoring by rule agreement, judged on the synthetic sets only (under the default prior).
     rescoring = {}
     for weight in (0.0, 0.5, 1.0, 2.0, 4.0):
         classifier.rule_rescoring = weight
@@ -107,7 +107,7 @@ def main():
                 p = np.concatenate([classifier.probabilities_on_grid(values[i:i + 256], masks[i:i + 256])[0] for i in range(0, len(values), 256)])
                 rescoring[weight][name] = summarize(p, labels)["top1"]
     report["rule_rescoring_top1"] = rescoring
-    print("\n| rule re-scoring weight | " + " | ".join(next(iter(rescoring.values())).keys()) + " |")
+    print(f"\nTop-1 under the {classifier.prior_name} prior:\n\n| rule re-scoring weight | " + " | ".join(next(iter(rescoring.values())).keys()) + " |")
     print("|---|" + "---|" * len(next(iter(rescoring.values()))))
     for weight, row in rescoring.items():
         print(f"| {weight} | " + " | ".join(f"{100 * v:.1f}" for v in row.values()) + " |")

@@ -14,13 +14,16 @@ class SpaceGroupClassifier:
     >>> result = clf.predict("scan.xy", top_k=5)     # or a Pattern, (two_theta, intensity), a Structure...
     >>> result.predictions[0].symbol, result.crystal_system
 
-    ``prior`` is the space-group prior of the user's domain: "uniform" (default: no domain
-    assumption), "icsd", "cod" (minerals and inorganic lab samples resemble it), "mp", or counts per group.
+    ``prior`` is the space-group prior of the user's domain: "icsd" (default: experimentally
+    determined inorganic structures, what measured lab patterns mostly are), "cod" (minerals and
+    lab samples), "mp" (computed materials), "uniform" (no domain assumption), or counts per group.
+    ``rule_rescoring`` (default: the model's sidecar value) adds the agreement of each group's
+    symmetry rules with the rule head's predictions to the scores.
     """
 
     name = "csn"
 
-    def __init__(self, model=None, device="auto", prior="uniform", rule_rescoring=None):
+    def __init__(self, model=None, device="auto", prior="icsd", rule_rescoring=None):
         import torch
 
         from .model_io import load_model
