@@ -49,15 +49,29 @@ class SpaceGroupClassifier:
         """The model's sidecar metadata (config, training, metrics)."""
         return dict(self.info)
 
-    def _to_grid(self, obj, wavelength):
+    def _to_grid(self, objs, wavelength):
+        """Patterns and their (values, masks) on the model grid; files that share a 2theta axis
+        and wavelength are resampled together."""
         from .adapters import to_pattern
 
-        pattern = to_pattern(obj, wavelength=wavelength)
-        try:
-            values, mask = self.grid.resample(pattern.two_theta, pattern.intensity, pattern.wavelength)
-        except ValueError as error:
-            raise PatternError(pattern.source, str(error)) from None
-        return pattern, values, mask
+        patterns = [to_pattern(obj, wavelength=wavelength) for obj in objs]
+        values = np.zeros((len(patterns), self.grid.size), dtype=np.float32)
+        masks = np.zeros_like(values)
+        groups = {}
+        for i, pattern in enumerate(patterns):
+            axis = pattern.two_theta
+            groups.setdefault((pattern.wavelength, len(axis), hash(axis.tobytes())), []).append(i)
+        for members in groups.values():
+            first = patterns[members[0]]
+            try:
+                rows, mask = self.grid.resample_many(first.two_theta, np.stack([patterns[i].intensity for i in members]), first.wavelength)
+            except ValueError as error:
+                raise PatternError(first.source, str(error)) from None
+            for row, i in zip(rows, members):
+                if not row.max() > 0:
+                    raise PatternError(patterns[i].source, "the measured part of the pattern holds no positive intensity")
+                values[i], masks[i] = row, mask
+        return patterns, values, masks
 
     def probabilities_on_grid(self, values, mask):
         """(B, 230) posteriors and (B, 46) rule-presence probabilities for grid arrays (numpy)."""
@@ -110,8 +124,8 @@ class SpaceGroupClassifier:
         results = []
         objs = list(objs)
         for start in range(0, len(objs), batch_size):
-            prepared = [self._to_grid(obj, wavelength) for obj in objs[start:start + batch_size]]
-            probabilities, rules = self.probabilities_on_grid(np.stack([p[1] for p in prepared]), np.stack([p[2] for p in prepared]))
-            for i, (pattern, _, _) in enumerate(prepared):
+            patterns, values, masks = self._to_grid(objs[start:start + batch_size], wavelength)
+            probabilities, rules = self.probabilities_on_grid(values, masks)
+            for i, pattern in enumerate(patterns):
                 results.append(self._result(pattern.source, probabilities[i], None if rules is None else rules[i], int(top_k)))
         return results

@@ -44,11 +44,19 @@ class ModelGrid:
         ``two_theta`` must be increasing. Raises ValueError when nothing of the pattern falls on the
         grid or the measured part holds no positive intensity.
         """
+        values, mask = self.resample_many(two_theta, np.asarray(intensity, dtype=np.float64)[None, :], wavelength)
+        if not values[0].max() > 0:
+            raise ValueError("the measured part of the pattern holds no positive intensity")
+        return values[0], mask
+
+    def resample_many(self, two_theta, intensities, wavelength=DEFAULT_WAVELENGTH):
+        """``resample`` for K patterns measured on one 2theta axis: ``intensities`` (K, N) ->
+        ``(values (K, G), mask (G,))``; a row with no positive intensity comes back all zero."""
         two_theta = np.asarray(two_theta, dtype=np.float64)
-        intensity = np.asarray(intensity, dtype=np.float64)
+        intensity = np.asarray(intensities, dtype=np.float64)
         reference = convert_two_theta(two_theta, wavelength, self.wavelength)
         keep = np.isfinite(reference)
-        reference, intensity = reference[keep], intensity[keep]
+        reference, intensity = reference[keep], intensity[:, keep]
         grid = self.two_theta
         half = self.step / 2
         mask = (grid >= reference[0] - half) & (grid <= reference[-1] + half) if len(reference) > 1 else np.zeros(len(grid), bool)
@@ -59,25 +67,27 @@ class ModelGrid:
             )
         # Box filter: the exact integral of the piecewise-linear pattern, differenced at the bin edges
         # (inside an input interval the integral is quadratic; interpolating it linearly would turn
-        # coarse scans into steps).
+        # coarse scans into steps). The axis-only work is shared by all rows.
         spacing = np.diff(reference)
-        cumulative = np.concatenate([[0.0], np.cumsum(spacing * (intensity[1:] + intensity[:-1]) / 2)])
+        cumulative = np.concatenate([np.zeros((len(intensity), 1)), np.cumsum(spacing * (intensity[:, 1:] + intensity[:, :-1]) / 2, axis=1)], axis=1)
         edges = np.clip(np.concatenate([grid - half, [grid[-1] + half]]), reference[0], reference[-1])
         segment = np.clip(np.searchsorted(reference, edges, side="right") - 1, 0, len(reference) - 2)
         offset = edges - reference[segment]
-        slope = np.divide(np.diff(intensity), spacing, out=np.zeros(len(spacing)), where=spacing > 0)[segment]
-        integral = cumulative[segment] + offset * (intensity[segment] + 0.5 * slope * offset)
+        slope = np.divide(np.diff(intensity, axis=1), spacing, out=np.zeros((len(intensity), len(spacing))), where=spacing > 0)[:, segment]
+        integral = cumulative[:, segment] + offset * (intensity[:, segment] + 0.5 * slope * offset)
         width = np.diff(edges)
-        values = np.zeros(len(grid))
+        values = np.zeros((len(intensity), len(grid)))
         covered = mask & (width > 1e-12)
-        values[covered] = np.diff(integral)[covered] / width[covered]
+        values[:, covered] = np.diff(integral, axis=1)[:, covered] / width[covered]
         # Bins narrower than the input spacing: plain linear interpolation is the better estimate.
-        values[mask & ~covered] = np.interp(grid[mask & ~covered], reference, intensity)
+        narrow = mask & ~covered
+        if narrow.any():
+            for row in range(len(intensity)):
+                values[row, narrow] = np.interp(grid[narrow], reference, intensity[row])
         values = np.clip(values, 0.0, None) * mask
-        peak = values.max()
-        if not peak > 0:
-            raise ValueError("the measured part of the pattern holds no positive intensity")
-        return (values / peak).astype(np.float32), mask.astype(np.float32)
+        peak = values.max(axis=1, keepdims=True)
+        values = np.divide(values, peak, out=np.zeros_like(values), where=peak > 0)
+        return values.astype(np.float32), mask.astype(np.float32)
 
 
 def two_theta_to_d(two_theta, wavelength):
