@@ -439,15 +439,7 @@ def random_structure(space_group, rng, recipe=None, max_atoms=MAX_ATOMS, attempt
 
 def space_group_of(lattice, frac_coords, atomic_numbers, symprec=SYMPREC):
     """The space group number spglib finds (raises StructureSkipped("spglib") if none)."""
-    import spglib
-
-    cell = (np.asarray(lattice), np.asarray(frac_coords), np.asarray(atomic_numbers))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dataset = spglib.get_symmetry_dataset(cell, symprec=symprec)
-    if dataset is None:
-        raise StructureSkipped("spglib", "no symmetry found")
-    return int(dataset.number)
+    return _symmetry_ops(lattice, frac_coords, atomic_numbers, symprec)[0]
 
 
 def _symmetry_ops(lattice, frac_coords, atomic_numbers, symprec=SYMPREC):

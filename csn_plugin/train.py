@@ -115,19 +115,11 @@ def loss_terms(logits, rule_logits, labels, rule_table, config: TrainConfig, log
 
 
 def load_measured(directory, grid: ModelGrid):
-    """Labelled measured patterns (rruff-dev layout: labels.csv + .xy), resampled to the grid."""
-    import csv
+    """Labelled measured patterns (rruff-dev layout) as tensors, labels 0-based (monitoring only)."""
+    from .evaluate import measured_set
 
-    directory = Path(directory)
-    values, masks, labels = [], [], []
-    with open(directory / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            data = np.loadtxt(directory / row["file"], comments="#")
-            v, m = grid.resample(data[:, 0], data[:, 1], 1.5418)
-            values.append(v)
-            masks.append(m)
-            labels.append(int(row["space_group"]) - 1)
-    return torch.tensor(np.stack(values)), torch.tensor(np.stack(masks)), torch.tensor(labels)
+    values, masks, labels = measured_set(directory, grid)
+    return torch.tensor(values), torch.tensor(masks), torch.tensor(labels - 1)
 
 
 @torch.no_grad()
