@@ -64,7 +64,7 @@ def _plugin_summary() -> dict:
 
     return {
         "plugins": list_plugins(),
-        "classifiers": sorted(get_classifiers()),
+        "classifiers": list(get_classifiers()),
         "readers": list(get_readers()),
         "errors": [str(error) for error in get_plugin_errors()],
     }

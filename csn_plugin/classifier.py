@@ -17,6 +17,8 @@ class SpaceGroupClassifier:
     ``prior`` is the space-group prior of the user's domain: "icsd" (default: experimentally
     determined inorganic structures, what measured lab patterns mostly are), "cod" (minerals and
     lab samples), "mp" (computed materials), "uniform" (no domain assumption), or counts per group.
+    ``model`` is None (the bundled CSN), a bundled model's name ("csn", "baseline-mlp",
+    "baseline-cnn", "baseline-nopoolcnn") or a path to ``.safetensors`` weights with their sidecar.
     ``rule_rescoring`` (default: the model's sidecar value) adds the agreement of each group's
     symmetry rules with the rule head's predictions to the scores.
     """
@@ -34,6 +36,7 @@ class SpaceGroupClassifier:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.model, self.grid, self.info = load_model(model, device=self.device)
+        self.name = str(self.info.get("name", type(self).name))
         self.prior_name = prior if isinstance(prior, str) else "custom"
         self._log_prior = torch.tensor(np.log(prior_probabilities(prior)), dtype=torch.float32, device=self.device)
         self.temperature = float(self.info.get("temperature", 1.0))

@@ -56,7 +56,8 @@ class ModelGrid:
         intensity = np.asarray(intensities, dtype=np.float64)
         reference = convert_two_theta(two_theta, wavelength, self.wavelength)
         keep = np.isfinite(reference)
-        reference, intensity = reference[keep], intensity[:, keep]
+        if not keep.all():  # angles beyond the reference wavelength's reach (copying costs: only when needed)
+            reference, intensity = reference[keep], intensity[:, keep]
         grid = self.two_theta
         half = self.step / 2
         mask = (grid >= reference[0] - half) & (grid <= reference[-1] + half) if len(reference) > 1 else np.zeros(len(grid), bool)
@@ -68,13 +69,17 @@ class ModelGrid:
         # Box filter: the exact integral of the piecewise-linear pattern, differenced at the bin edges
         # (inside an input interval the integral is quadratic; interpolating it linearly would turn
         # coarse scans into steps). The axis-only work is shared by all rows.
+        # Only the running trapezoid sum touches every input point; the rest is done at the bin edges.
         spacing = np.diff(reference)
-        cumulative = np.concatenate([np.zeros((len(intensity), 1)), np.cumsum(spacing * (intensity[:, 1:] + intensity[:, :-1]) / 2, axis=1)], axis=1)
+        cumulative = np.empty_like(intensity)
+        cumulative[:, 0] = 0.0
+        np.cumsum((intensity[:, 1:] + intensity[:, :-1]) * (0.5 * spacing), axis=1, out=cumulative[:, 1:])
         edges = np.clip(np.concatenate([grid - half, [grid[-1] + half]]), reference[0], reference[-1])
         segment = np.clip(np.searchsorted(reference, edges, side="right") - 1, 0, len(reference) - 2)
         offset = edges - reference[segment]
-        slope = np.divide(np.diff(intensity, axis=1), spacing, out=np.zeros((len(intensity), len(spacing))), where=spacing > 0)[:, segment]
-        integral = cumulative[:, segment] + offset * (intensity[:, segment] + 0.5 * slope * offset)
+        left, right = intensity[:, segment], intensity[:, segment + 1]
+        inverse = np.divide(1.0, spacing[segment], out=np.zeros(len(segment)), where=spacing[segment] > 0)
+        integral = cumulative[:, segment] + offset * (left + (0.5 * inverse * offset) * (right - left))
         width = np.diff(edges)
         values = np.zeros((len(intensity), len(grid)))
         covered = mask & (width > 1e-12)

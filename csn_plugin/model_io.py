@@ -8,12 +8,25 @@ from pathlib import Path
 from .grid import ModelGrid
 
 BUNDLED_NAME = "csn"
+# The baselines of the comparison in docs/benchmarks.md, trained with the same data and budget as
+# the CSN ablation run; registered as classifiers by the built-in plugin.
+BUNDLED_BASELINES = ("baseline-mlp", "baseline-cnn", "baseline-nopoolcnn")
 
 
-def bundled_model_path() -> Path:
+def bundled_model_path(name: str = BUNDLED_NAME) -> Path:
+    """``models/<name>.safetensors`` of a bundled model ("csn" or one of ``BUNDLED_BASELINES``)."""
     from .models import MODELS_DIR
 
-    return MODELS_DIR / f"{BUNDLED_NAME}.safetensors"
+    return MODELS_DIR / f"{name}.safetensors"
+
+
+def resolve_model(model=None) -> Path:
+    """A weights path from None (the bundled CSN), a bundled model's name or a path."""
+    if model is None:
+        return bundled_model_path()
+    if isinstance(model, str) and model in (BUNDLED_NAME, *BUNDLED_BASELINES):
+        return bundled_model_path(model)
+    return Path(model)
 
 
 def sha256_of(path) -> str:
@@ -50,7 +63,7 @@ def save_model(model, weights_path, grid: ModelGrid, metadata: dict | None = Non
 
 
 def load_model(weights_path=None, device="cpu"):
-    """Load a CSN model; returns ``(model in eval mode, grid, sidecar info)``.
+    """Load a model (a path, a bundled model's name, or None for the bundled CSN); returns ``(model in eval mode, grid, sidecar info)``.
 
     Raises ValueError (one line) if the weights are missing, corrupt or do not match the checksum.
     """
@@ -60,7 +73,7 @@ def load_model(weights_path=None, device="cpu"):
 
     from .architectures import build_network
 
-    weights_path = Path(weights_path) if weights_path is not None else bundled_model_path()
+    weights_path = resolve_model(weights_path)
     sidecar = sidecar_path(weights_path)
     if not weights_path.is_file() or not sidecar.is_file():
         raise ValueError(f"{weights_path}: model weights or their sidecar {sidecar.name} are missing")

@@ -99,6 +99,15 @@ class IntensityAwareAttention(nn.Module):
         return x + self.out(attended.transpose(1, 2).reshape(b, n, d))
 
 
+def single_head_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v for (B, N, d) tensors: SDPA's fused kernels on CUDA; on CPU the
+    plain product, which runs ~1.8x faster than SDPA's CPU kernel for one head over ~100 tokens
+    (same result to float rounding)."""
+    if q.is_cuda:
+        return F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
+    return torch.softmax((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5, dim=-1) @ v
+
+
 class GatedAttentionUnit(nn.Module):
     """GAU (Hua et al. 2022): one shared low-dimensional q/k, a gated value path, single head."""
 
@@ -119,7 +128,7 @@ class GatedAttentionUnit(nn.Module):
         z = F.silu(self.to_z(h))
         q = z * self.gamma[0] + self.beta[0]
         k = z * self.gamma[1] + self.beta[1]
-        attended = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
+        attended = single_head_attention(q, k, v)
         return x + F.dropout(self.out(u * attended), self.dropout, self.training)
 
 

@@ -1,4 +1,5 @@
-"""csn's built-in ``pxrd`` plugin: the CSN classifier, csn's file readers and one menu item.
+"""csn's built-in ``pxrd`` plugin: the CSN classifier, the bundled baselines of the comparison
+(``baseline-mlp``, ``baseline-cnn``, ``baseline-nopoolcnn``), csn's file readers and one menu item.
 
 Loaded through the ``pxrd`` entry point ``csn = "csn_plugin.hooks.builtin"`` by any host, and
 registered directly by ``csn_plugin.plugins``. Heavy imports (torch, the model) happen only when a
@@ -22,6 +23,22 @@ def csn_classifier(**options):
     from csn_plugin.classifier import SpaceGroupClassifier
 
     return SpaceGroupClassifier(**options)
+
+
+class BaselineFactory:
+    """Factory of a bundled baseline classifier: ``SpaceGroupClassifier(model=name, **options)``."""
+
+    def __init__(self, name):
+        self.name = name
+        self.__doc__ = f"Factory of the {name!r} classifier (bundled baseline weights, same API as csn)."
+
+    def __call__(self, **options):
+        from csn_plugin.classifier import SpaceGroupClassifier
+
+        return SpaceGroupClassifier(**{"model": self.name, **options})
+
+    def __repr__(self):
+        return f"BaselineFactory({self.name!r})"
 
 
 def configure(**options):
@@ -55,7 +72,11 @@ def identify_space_group(data, hook=None, top_k=5):
 
 @hookimpl
 def pxrd_register_classifiers(register):
+    from csn_plugin.model_io import BUNDLED_BASELINES
+
     register("csn", csn_classifier)
+    for name in BUNDLED_BASELINES:
+        register(name, BaselineFactory(name))
 
 
 @hookimpl

@@ -217,4 +217,13 @@ def test_info_command():
     assert summary["device"]["default"] in ("cpu", "cuda")
     assert summary["model"]["weights"].endswith(".safetensors")
     text = run("info").stdout
-    assert "device:" in text and "classifiers: csn" in text
+    assert "device:" in text and "classifiers: csn, baseline-mlp, baseline-cnn, baseline-nopoolcnn" in text
+
+
+def test_classify_with_a_bundled_baseline():
+    result = run("classify", EXAMPLE_PATTERN, "--classifier", "baseline-cnn", "--format", "json", "--top-k", "3")
+    assert result.exit_code == 0, result.stderr
+    [entry] = json.loads(result.stdout)
+    assert entry["model"] == "baseline-cnn"
+    assert len(entry["predictions"]) == 3
+    assert entry["predictions"][0]["probability"] >= entry["predictions"][2]["probability"]

@@ -19,6 +19,7 @@ from csn_plugin.network import (
     IntensityAwareAttention,
     log_intensity,
     parameter_count,
+    single_head_attention,
 )
 
 pytestmark = pytest.mark.one_thread
@@ -239,3 +240,17 @@ def test_tiny_csn_overfits_a_few_patterns():
     with torch.no_grad():
         predicted = model(values, mask)[0].argmax(1)
     assert (predicted == labels).float().mean() >= 0.875
+
+
+def test_single_head_attention_matches_sdpa():
+    """The CPU path of the GAU attention is the plain product; it must equal SDPA's result."""
+    torch.manual_seed(0)
+    q, k = torch.randn(3, 11, 6), torch.randn(3, 11, 6)
+    v = torch.randn(3, 11, 10)
+    expected = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
+    assert torch.allclose(single_head_attention(q, k, v), expected, atol=1e-5)
+    # and it is attention: a query aligned with one key picks that key's value
+    k = torch.eye(6)[None].repeat(1, 1, 1) * 50
+    q = torch.eye(6)[None, 2:3]
+    v = torch.arange(6.0)[None, :, None]
+    assert torch.allclose(single_head_attention(q, k, v), torch.tensor([[[2.0]]]), atol=1e-3)

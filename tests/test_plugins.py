@@ -11,6 +11,7 @@ import pytest
 
 import csn_plugin
 from csn_plugin import plugins
+from csn_plugin.model_io import BUNDLED_BASELINES
 from csn_plugin.pattern import Pattern
 from csn_plugin.plugins import PluginWarning
 from csn_plugin.readers import BUILTIN_READERS
@@ -205,7 +206,7 @@ def test_builtin_plugin_alone(monkeypatch, fresh_manager):
     assert [p["name"] for p in listed] == ["csn"]
     assert listed[0]["version"] == csn_plugin.__version__
     assert set(listed[0]["hooks"]) == {"pxrd_register_classifiers", "pxrd_register_readers", "pxrd_menu_items"}
-    assert list(plugins.get_classifiers()) == ["csn"]
+    assert list(plugins.get_classifiers()) == ["csn", *BUNDLED_BASELINES]
     readers = plugins.get_readers()
     assert list(readers) == list(BUILTIN_READERS)
     assert all(readers[name] is BUILTIN_READERS[name] for name in readers)
@@ -238,7 +239,7 @@ def test_failing_plugins_are_reported_and_skipped(throwaway):
     first = next(iter(BUILTIN_READERS))
     assert readers[first] is BUILTIN_READERS[first]
     assert "pxjson" in readers and "half-registered" not in readers
-    assert set(plugins.get_classifiers()) == {"csn", "projection"}
+    assert set(plugins.get_classifiers()) == {"csn", *BUNDLED_BASELINES, "projection"}
     names = {p["name"]: p for p in plugins.list_plugins()}
     assert "throwaway_broken_load" not in names
     assert names["throwaway_good"]["version"] == "0.1"
@@ -313,7 +314,7 @@ def test_notify_isolates_a_raising_host(fresh_manager):
 def test_every_registered_classifier_conforms(throwaway, monkeypatch, csn_options):
     monkeypatch.setenv(plugins.ENV_VARIABLE, "throwaway_good")
     classifiers = plugins.get_classifiers()
-    assert set(classifiers) == {"csn", "projection"}
+    assert set(classifiers) == {"csn", *BUNDLED_BASELINES, "projection"}
     for name, factory in classifiers.items():
         passed = check_classifier(factory, **(csn_options if name == "csn" else {}))
         assert passed == [check.__name__ for check in CHECKS], name
@@ -352,3 +353,19 @@ def test_conformance_suite_rejects_broken_classifiers(throwaway, monkeypatch):
     for check_name, broken in _broken_variants(base).items():
         with pytest.raises(AssertionError, match=check_name):
             check_classifier(broken)
+
+
+# ----------------------------------------------------------------------------------- baselines
+@pytest.mark.parametrize("name, architecture", [("baseline-mlp", "mlp"), ("baseline-cnn", "cnn"), ("baseline-nopoolcnn", "nopoolcnn")])
+def test_bundled_baselines_are_registered_real_models(fresh_manager, monkeypatch, name, architecture):
+    from csn_plugin.data import EXAMPLE_PATTERN
+
+    monkeypatch.setenv(plugins.ENV_VARIABLE, "")
+    classifier = plugins.get_classifiers()[name](device="cpu")
+    assert classifier.name == name and classifier.info["architecture"] == architecture
+    result = classifier.predict(str(EXAMPLE_PATTERN), top_k=3)
+    assert result.model == name
+    # a trained network, not a constant: two different patterns get different answers
+    pattern = Pattern.from_file(EXAMPLE_PATTERN)
+    shifted = Pattern(pattern.two_theta, np.roll(pattern.intensity, 400), pattern.wavelength)
+    assert not np.allclose(result.probabilities, classifier.predict(shifted).probabilities, atol=1e-4)

@@ -1,0 +1,162 @@
+"""The comparison tables: CSN against the baselines (the paper's Table 1), CSN without its parts
+(Table 2), the grid step and the long-tail treatment, all trained from scratch on the same dataset
+with the same compute budget (wall minutes on the same cores), then scored on every evaluation set.
+
+    python benchmarks/ablation.py --dataset /work/datasets/natural-200k \
+        --test-natural /work/datasets/test-natural --runs /work/runs/ablation \
+        --minutes 20 --parallel 2 --json docs/ablation.json
+
+``--bundle`` then copies the three baselines into ``models/baseline-<name>.safetensors`` (with their
+sidecars, named, and the command that made them): the classifiers the built-in plugin registers.
+
+Each run is `csn train ... --threads 1 --max-minutes M` in ``RUNS/<variant>`` (resumable: a run
+that already exported its model is not trained again). ``--parallel 2`` runs two at a time, one
+thread each, which uses the 2 cores better than one run on two threads.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from csn_plugin.classifier import SpaceGroupClassifier  # noqa: E402
+from csn_plugin.evaluate import evaluate_sets, measured_set, pdcif_set, rendered_peak_set  # noqa: E402
+from evaluate_model import SHARED, real_structure_set  # noqa: E402
+
+# name: (architecture, network overrides, grid step, balance, table)
+VARIANTS = {
+    "csn": ("csn", {}, 0.05, "logit-adjust", "architectures"),
+    "mlp": ("mlp", {}, 0.05, "logit-adjust", "architectures"),
+    "cnn": ("cnn", {}, 0.05, "logit-adjust", "architectures"),
+    "nopoolcnn": ("nopoolcnn", {}, 0.05, "logit-adjust", "architectures"),
+    "csn-no-embedding": ("csn", {"use_embedding_attention": False}, 0.05, "logit-adjust", "ablations"),
+    "csn-no-rule-head": ("csn", {"use_rule_head": False}, 0.05, "logit-adjust", "ablations"),
+    "csn-grid-0.1": ("csn", {}, 0.1, "logit-adjust", "choices"),
+    "csn-sampler": ("csn", {}, 0.05, "sampler", "choices"),
+}
+
+
+def train_command(name, args):
+    architecture, overrides, step, balance, _ = VARIANTS[name]
+    return ["csn", "train", "--dataset", args.dataset, "--out", str(Path(args.runs) / name),
+            "--architecture", architecture, "--model", json.dumps(overrides), "--grid-step", str(step),
+            "--balance", balance, "--steps", "1000000", "--max-minutes", str(args.minutes),
+            "--batch-size", "128", "--lr", "2e-3", "--val-every", "250", "--threads", "1", "--seed", "0"]
+
+
+def train_all(names, args):
+    pending = [n for n in names if not (Path(args.runs) / n / "model.safetensors").exists()]
+    running = []
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            name = pending.pop(0)
+            Path(args.runs, name).mkdir(parents=True, exist_ok=True)
+            log = open(Path(args.runs) / name / "stdout.log", "a")
+            print(f"training {name}: {' '.join(train_command(name, args))}", flush=True)
+            running.append((name, subprocess.Popen(train_command(name, args), stdout=log, stderr=subprocess.STDOUT)))
+        time.sleep(5)
+        for name, process in list(running):
+            if process.poll() is not None:
+                print(f"{name} finished with exit code {process.returncode}", flush=True)
+                running.remove((name, process))
+
+
+def evaluation_sets(grid, test_natural, limit):
+    sets = {"synthetic": rendered_peak_set(test_natural, grid, limit=limit, sources=[0]),
+            "real-structures": real_structure_set(grid)}
+    if (SHARED / "rruff-dev").exists():
+        sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", grid)
+        sets["pdcif"] = pdcif_set(SHARED / "pdcif", grid)
+    return sets
+
+
+def score(name, args, cache):
+    run = Path(args.runs) / name
+    classifier = SpaceGroupClassifier(model=run / "model.safetensors", device="cpu")
+    key = classifier.grid.step
+    if key not in cache:
+        cache[key] = evaluation_sets(classifier.grid, args.test_natural, args.limit)
+    report = evaluate_sets(classifier, cache[key], priors=("uniform", "icsd", "mp"))
+    sidecar = json.loads((run / "model.json").read_text())
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return {"variant": name, "table": VARIANTS[name][4], "parameters": sum(p.numel() for p in classifier.model.parameters()),
+            "steps": sidecar["training"]["steps"], "minutes": sidecar["training"]["minutes"],
+            "seconds_per_step": 60 * sidecar["training"]["minutes"] / max(1, sidecar["training"]["steps"]),
+            "val_top1_uniform": log[-1].get("val_top1"), "sets": report}
+
+
+def table(rows, names):
+    header = ("| model | params | steps | synthetic top-1 (MP) | synthetic top-5 (MP) | synthetic balanced top-1 (uniform) "
+              "| real structures top-1 (ICSD) | rruff-dev top-1 / top-5 (ICSD) | rruff-dev crystal system | pdcif top-1 (ICSD) |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        if row["variant"] not in names:
+            continue
+        s = row["sets"]
+        cell = lambda name, prior, key: f"{100 * s[name][prior][key]:.1f}" if name in s else "-"
+        lines.append(f"| {row['variant']} | {row['parameters']:,} | {row['steps']:,} | {cell('synthetic', 'mp', 'top1')} | "
+                     f"{cell('synthetic', 'mp', 'top5')} | {cell('synthetic', 'uniform', 'balanced_top1')} | "
+                     f"{cell('real-structures', 'icsd', 'top1')} | {cell('rruff-dev', 'icsd', 'top1')} / {cell('rruff-dev', 'icsd', 'top5')} | "
+                     f"{cell('rruff-dev', 'icsd', 'crystal_system')} | {cell('pdcif', 'icsd', 'top1')} |")
+    return "\n".join(lines)
+
+
+def bundle_baselines(args):
+    """models/baseline-{mlp,cnn,nopoolcnn}.safetensors + sidecar from the runs (weights copied as is,
+    so the sidecar's sha256 stays valid)."""
+    import shutil
+
+    from csn_plugin.model_io import sha256_of
+    from csn_plugin.models import MODELS_DIR
+
+    for name in ("mlp", "cnn", "nopoolcnn"):
+        run = Path(args.runs) / name
+        target = MODELS_DIR / f"baseline-{name}.safetensors"
+        shutil.copyfile(run / "model.safetensors", target)
+        info = json.loads((run / "model.json").read_text())
+        info["name"] = f"baseline-{name}"
+        info["training"]["command"] = " ".join(train_command(name, args))
+        info["training"]["hardware"] = "1 of 2 CPU cores (Intel Xeon), no GPU"
+        info["model_card"] = "models/baselines.md"
+        assert info["sha256"] == sha256_of(target)
+        target.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+        print(f"bundled {target} ({target.stat().st_size / 1e6:.1f} MB)")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--test-natural", required=True)
+    parser.add_argument("--runs", required=True)
+    parser.add_argument("--minutes", type=float, default=20)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=4000)
+    parser.add_argument("--only", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--bundle", action="store_true", help="copy the trained baselines into models/ and stop")
+    args = parser.parse_args()
+    if args.bundle:
+        return bundle_baselines(args)
+    train_all(args.only, args)
+    torch.set_num_threads(2)
+    cache, rows = {}, []
+    for name in args.only:
+        rows.append(score(name, args, cache))
+        print(f"scored {name}", flush=True)
+    for title, names in (("Architectures (same data, same budget)", ["csn", "mlp", "cnn", "nopoolcnn"]),
+                         ("Ablations of CSN", ["csn", "csn-no-embedding", "csn-no-rule-head"]),
+                         ("Grid step and long-tail treatment", ["csn", "csn-grid-0.1", "csn-sampler"])):
+        print(f"\n{title}\n\n{table(rows, names)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"minutes_per_run": args.minutes, "runs": rows}, indent=2, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
