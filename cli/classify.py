@@ -4,6 +4,7 @@ import contextlib
 import csv
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -63,10 +64,20 @@ def _build_classifier(name, device, prior, model):
     options = {"device": device, "prior": prior}
     if model is not None:
         options["model"] = model
+    from csn_plugin.errors import PriorWarning
+
     try:
-        return factories[name](**options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PriorWarning)
+            classifier = factories[name](**options)
     except (ValueError, OSError, RuntimeError, ImportError, KeyError) as error:
         raise click.ClickException(f"cannot load classifier {name!r}: {_one_line(error)}") from None
+    for warning in caught:  # the model card's caveat about this prior: one line, the answer still comes
+        if issubclass(warning.category, PriorWarning):
+            click.echo(f"warning: {_one_line(warning.message)}", err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return classifier
 
 
 def _classify_chunk(classifier, patterns, top_k, batch_size):

@@ -3,7 +3,9 @@ and calibrated ``ClassificationResult`` out, with the bundled CSN model (GPU whe
 
 import numpy as np
 
-from .errors import PatternError
+import warnings
+
+from .errors import PatternError, PriorWarning
 from .result import ClassificationResult, SpaceGroupPrediction
 
 
@@ -38,6 +40,9 @@ class SpaceGroupClassifier:
         self.model, self.grid, self.info = load_model(model, device=self.device)
         self.name = str(self.info.get("name", type(self).name))
         self.prior_name = prior if isinstance(prior, str) else "custom"
+        caveat = self.info.get("prior_warnings", {}).get(self.prior_name)
+        if caveat:
+            warnings.warn(f"{self.name} with prior {self.prior_name!r}: {caveat}", PriorWarning, stacklevel=2)
         self._log_prior = torch.tensor(np.log(prior_probabilities(prior)), dtype=torch.float32, device=self.device)
         self.temperature = float(self.info.get("temperature", 1.0))
         self.rule_rescoring = float(self.info.get("rule_rescoring", 0.0) if rule_rescoring is None else rule_rescoring)

@@ -16,3 +16,8 @@ class PatternError(CsnError, ValueError):
         self.source = None if source is None else str(source)
         self.problem = str(problem)
         super().__init__(f"{self.source}: {self.problem}" if self.source else self.problem)
+
+
+class PriorWarning(UserWarning):
+    """The chosen prior is one the model's card marks as unreliable (see ``prior_warnings`` in the
+    model's sidecar); the answer is given, with this warning."""

@@ -227,3 +227,34 @@ def test_classify_with_a_bundled_baseline():
     assert entry["model"] == "baseline-cnn"
     assert len(entry["predictions"]) == 3
     assert entry["predictions"][0]["probability"] >= entry["predictions"][2]["probability"]
+
+
+@pytest.fixture()
+def model_with_prior_caveat(tmp_path):
+    """A copy of the bundled model whose sidecar marks the uniform prior as unreliable."""
+    from csn_plugin.model_io import bundled_model_path, sidecar_path
+
+    weights = tmp_path / "caveat.safetensors"
+    shutil.copyfile(bundled_model_path(), weights)
+    info = json.loads(sidecar_path(bundled_model_path()).read_text())
+    info["prior_warnings"] = {"uniform": "rare groups are over-scored"}
+    sidecar_path(weights).write_text(json.dumps(info))
+    return weights
+
+
+def test_prior_caveat_is_one_warning_line_and_the_answer_still_comes(model_with_prior_caveat):
+    result = run("classify", EXAMPLE_PATTERN, "--model", model_with_prior_caveat, "--prior", "uniform", "--format", "json")
+    assert result.exit_code == 0
+    warnings_shown = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings_shown == ["warning: csn with prior 'uniform': rare groups are over-scored"]
+    assert json.loads(result.stdout)[0]["predictions"]
+    quiet = run("classify", EXAMPLE_PATTERN, "--model", model_with_prior_caveat, "--prior", "icsd", "--format", "json")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr
+
+
+def test_prior_caveat_is_a_python_warning(model_with_prior_caveat):
+    from csn_plugin import SpaceGroupClassifier
+    from csn_plugin.errors import PriorWarning
+
+    with pytest.warns(PriorWarning, match="rare groups are over-scored"):
+        SpaceGroupClassifier(model=model_with_prior_caveat, device="cpu", prior="uniform")
