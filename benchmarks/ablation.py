@@ -7,7 +7,8 @@ with the same compute budget (wall minutes on the same cores), then scored on ev
         --minutes 20 --parallel 2 --json docs/ablation.json
 
 ``--bundle`` then copies the three baselines into ``models/baseline-<name>.safetensors`` (with their
-sidecars, named, and the command that made them): the classifiers the built-in plugin registers.
+sidecars: named, the command that made them, the uniform-prior caveat, a temperature fitted on 800
+held-out items): the classifiers the built-in plugin registers.
 
 Each run is `csn train ... --threads 1 --max-minutes M` in ``RUNS/<variant>`` (resumable: a run
 that already exported its model is not trained again). ``--parallel 2`` runs two at a time, one
@@ -21,14 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from csn_plugin.calibration import calibrate_model  # noqa: E402
 from csn_plugin.classifier import SpaceGroupClassifier  # noqa: E402
-from csn_plugin.evaluate import evaluate_sets, measured_set, pdcif_set, rendered_peak_set  # noqa: E402
-from evaluate_model import SHARED, real_structure_set  # noqa: E402
+from csn_plugin.evaluate import evaluate_sets  # noqa: E402
+from csn_plugin.network import parameter_count  # noqa: E402
+from evaluate_model import evaluation_sets  # noqa: E402
 
 # name: (architecture, network overrides, grid step, balance, table)
 VARIANTS = {
@@ -73,25 +75,16 @@ def train_all(names, args):
                 running.remove((name, process))
 
 
-def evaluation_sets(grid, test_natural, limit):
-    sets = {"synthetic": rendered_peak_set(test_natural, grid, limit=limit, sources=[0]),
-            "real-structures": real_structure_set(grid)}
-    if (SHARED / "rruff-dev").exists():
-        sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", grid)
-        sets["pdcif"] = pdcif_set(SHARED / "pdcif", grid)
-    return sets
-
-
 def score(name, args, cache):
     run = Path(args.runs) / name
     classifier = SpaceGroupClassifier(model=run / "model.safetensors", device="cpu")
     key = classifier.grid.step
     if key not in cache:
-        cache[key] = evaluation_sets(classifier.grid, args.test_natural, args.limit)
+        cache[key] = evaluation_sets(classifier.grid, args.test_natural, limit=args.limit, pdcif_structures=False)
     report = evaluate_sets(classifier, cache[key], priors=("uniform", "icsd", "mp"))
     sidecar = json.loads((run / "model.json").read_text())
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return {"variant": name, "table": VARIANTS[name][4], "parameters": sum(p.numel() for p in classifier.model.parameters()),
+    return {"variant": name, "table": VARIANTS[name][4], "parameters": parameter_count(classifier.model),
             "steps": sidecar["training"]["steps"], "minutes": sidecar["training"]["minutes"],
             "seconds_per_step": 60 * sidecar["training"]["minutes"] / max(1, sidecar["training"]["steps"]),
             "val_top1_uniform": log[-1].get("val_top1"), "sets": report}
@@ -113,9 +106,13 @@ def table(rows, names):
     return "\n".join(lines)
 
 
+BASELINE_UNIFORM_CAVEAT = ("unreliable for this baseline (trained with logit adjustment for 18 CPU-minutes: synthetic "
+                           "top-5 under the uniform prior 0.1 % or less); use icsd, cod or mp (models/baselines.md)")
+
+
 def bundle_baselines(args):
     """models/baseline-{mlp,cnn,nopoolcnn}.safetensors + sidecar from the runs (weights copied as is,
-    so the sidecar's sha256 stays valid)."""
+    so the sidecar's sha256 stays valid), with the uniform-prior caveat and a fitted temperature."""
     import shutil
 
     from csn_plugin.model_io import sha256_of
@@ -130,9 +127,22 @@ def bundle_baselines(args):
         info["training"]["command"] = " ".join(train_command(name, args))
         info["training"]["hardware"] = "1 of 2 CPU cores (Intel Xeon), no GPU"
         info["model_card"] = "models/baselines.md"
+        info["prior_warnings"] = {"uniform": BASELINE_UNIFORM_CAVEAT}
         assert info["sha256"] == sha256_of(target)
         target.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
-        print(f"bundled {target} ({target.stat().st_size / 1e6:.1f} MB)")
+        temperature = calibrate_model(target, args.dataset, items=800)
+        print(f"bundled {target} ({target.stat().st_size / 1e6:.1f} MB), temperature {temperature:.3f}")
+
+
+def write_report(path, rows, minutes):
+    """Write the scored rows to ``path``, keeping the other variants of an earlier report there;
+    returns all the rows written."""
+    if path.exists():
+        scored = {row["variant"] for row in rows}
+        rows = [row for row in json.loads(path.read_text())["runs"] if row["variant"] not in scored] + rows
+        rows.sort(key=lambda row: list(VARIANTS).index(row["variant"]) if row["variant"] in VARIANTS else len(VARIANTS))
+    path.write_text(json.dumps({"minutes_per_run": minutes, "runs": rows}, indent=2, default=float) + "\n")
+    return rows
 
 
 def main():
@@ -159,16 +169,13 @@ def main():
         for name in args.only:
             rows.append(score(name, args, cache))
             print(f"scored {name}", flush=True)
-    if args.json and not args.report:
-        if Path(args.json).exists():  # keep the other variants of an earlier report
-            scored = {row["variant"] for row in rows}
-            rows = [row for row in json.loads(Path(args.json).read_text())["runs"] if row["variant"] not in scored] + rows
-            rows.sort(key=lambda row: list(VARIANTS).index(row["variant"]) if row["variant"] in VARIANTS else len(VARIANTS))
-        Path(args.json).write_text(json.dumps({"minutes_per_run": args.minutes, "runs": rows}, indent=2, default=float) + "\n")
+        if args.json:
+            rows = write_report(Path(args.json), rows, args.minutes)
     for title, names in (("Architectures (same data, same budget)", ["csn", "mlp", "cnn", "nopoolcnn", "nopoolcnn-lr2e-3"]),
                          ("Ablations of CSN", ["csn", "csn-no-embedding", "csn-no-rule-head"]),
                          ("Grid step and long-tail treatment", ["csn", "csn-grid-0.1", "csn-sampler"])):
         print(f"\n{title}\n\n{table(rows, names)}")
+
 
 if __name__ == "__main__":
     main()

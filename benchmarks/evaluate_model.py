@@ -71,6 +71,23 @@ def pdcif_structure_set(grid):
     return rendered_structures(items, grid)
 
 
+def evaluation_sets(grid, test_natural=None, test_balanced=None, limit=4000, pdcif_structures=True):
+    """{name: (values, masks, labels)} on ``grid``: the synthetic test builds given, the rendered
+    real (and pdCIF) structures, and the measured rruff-dev and pdcif profiles when shared/ has them."""
+    sets = {}
+    if test_natural:
+        sets["synthetic"] = rendered_peak_set(test_natural, grid, limit=limit, sources=[0])
+    if test_balanced:
+        sets["synthetic-balanced"] = rendered_peak_set(test_balanced, grid, sources=[0])
+    sets["real-structures"] = real_structure_set(grid)
+    if pdcif_structures:
+        sets["pdcif-structures"] = pdcif_structure_set(grid)
+    if (SHARED / "rruff-dev").exists():
+        sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", grid)
+        sets["pdcif"] = pdcif_set(SHARED / "pdcif", grid)
+    return sets
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None)
@@ -82,17 +99,7 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     classifier = SpaceGroupClassifier(model=args.model, device="cpu")  # the sidecar's rule re-scoring
-    grid = classifier.grid
-    sets = {}
-    if args.test_natural:
-        sets["synthetic"] = rendered_peak_set(args.test_natural, grid, limit=args.limit, sources=[0])
-    if args.test_balanced:
-        sets["synthetic-balanced"] = rendered_peak_set(args.test_balanced, grid, sources=[0])
-    sets["real-structures"] = real_structure_set(grid)
-    sets["pdcif-structures"] = pdcif_structure_set(grid)
-    if (SHARED / "rruff-dev").exists():
-        sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", grid)
-        sets["pdcif"] = pdcif_set(SHARED / "pdcif", grid)
+    sets = evaluation_sets(classifier.grid, args.test_natural, args.test_balanced, args.limit)
     report = {"sets": evaluate_sets(classifier, sets)}
     print(markdown_table(report["sets"]))
 

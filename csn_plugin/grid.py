@@ -68,8 +68,8 @@ class ModelGrid:
             )
         # Box filter: the exact integral of the piecewise-linear pattern, differenced at the bin edges
         # (inside an input interval the integral is quadratic; interpolating it linearly would turn
-        # coarse scans into steps). The axis-only work is shared by all rows.
-        # Only the running trapezoid sum touches every input point; the rest is done at the bin edges.
+        # coarse scans into steps). The axis-only work is shared by all rows; only the running
+        # trapezoid sum touches every input point, the rest is done at the bin edges.
         spacing = np.diff(reference)
         cumulative = np.empty_like(intensity)
         cumulative[:, 0] = 0.0

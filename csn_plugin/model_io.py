@@ -63,7 +63,8 @@ def save_model(model, weights_path, grid: ModelGrid, metadata: dict | None = Non
 
 
 def load_model(weights_path=None, device="cpu"):
-    """Load a model (a path, a bundled model's name, or None for the bundled CSN); returns ``(model in eval mode, grid, sidecar info)``.
+    """Load a model (a path, a bundled model's name, or None for the bundled CSN); returns
+    ``(model in eval mode, grid, sidecar info)``.
 
     Raises ValueError (one line) if the weights are missing, corrupt or do not match the checksum.
     """

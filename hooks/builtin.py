@@ -25,22 +25,6 @@ def csn_classifier(**options):
     return SpaceGroupClassifier(**options)
 
 
-class BaselineFactory:
-    """Factory of a bundled baseline classifier: ``SpaceGroupClassifier(model=name, **options)``."""
-
-    def __init__(self, name):
-        self.name = name
-        self.__doc__ = f"Factory of the {name!r} classifier (bundled baseline weights, same API as csn)."
-
-    def __call__(self, **options):
-        from csn_plugin.classifier import SpaceGroupClassifier
-
-        return SpaceGroupClassifier(**{"model": self.name, **options})
-
-    def __repr__(self):
-        return f"BaselineFactory({self.name!r})"
-
-
 def configure(**options):
     """Options of the classifier the menu item uses (``model``, ``device``, ``prior``: see
     ``SpaceGroupClassifier``); it is rebuilt on next use."""
@@ -76,7 +60,7 @@ def pxrd_register_classifiers(register):
 
     register("csn", csn_classifier)
     for name in BUNDLED_BASELINES:
-        register(name, BaselineFactory(name))
+        register(name, functools.partial(csn_classifier, model=name))  # bundled baseline weights
 
 
 @hookimpl

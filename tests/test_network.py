@@ -250,7 +250,7 @@ def test_single_head_attention_matches_sdpa():
     expected = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1)
     assert torch.allclose(single_head_attention(q, k, v), expected, atol=1e-5)
     # and it is attention: a query aligned with one key picks that key's value
-    k = torch.eye(6)[None].repeat(1, 1, 1) * 50
+    k = torch.eye(6)[None] * 50
     q = torch.eye(6)[None, 2:3]
     v = torch.arange(6.0)[None, :, None]
     assert torch.allclose(single_head_attention(q, k, v), torch.tensor([[[2.0]]]), atol=1e-3)
