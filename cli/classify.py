@@ -39,14 +39,22 @@ def _check_wavelength(ctx, param, value):
 
 
 def _one_line(error) -> str:
+    """The error's text on one printable line (names with undecodable bytes escaped)."""
+    from csn_plugin.errors import display_name
+
     text = " ".join(str(error).split())
-    return text or type(error).__name__
+    return display_name(text) if text else type(error).__name__
 
 
 def _error_message(source, error) -> str:
-    """``source: problem`` (PatternError already reads so; others get the file name prefixed)."""
+    """``source: problem`` (PatternError already reads so; others get the file name prefixed, and
+    an exception that is not csn's own names its type)."""
     text = _one_line(error)
-    return text if text.startswith(f"{source}:") else f"{source}: {text}"
+    if not isinstance(error, INPUT_ERRORS) or isinstance(error, (KeyError, IndexError, AttributeError)):
+        text = f"unexpected {type(error).__name__}: {text}"
+    if text.startswith(f"{source}:") or (source == "" and text.startswith("'' (empty file name):")):
+        return text
+    return f"{source}: {text}"
 
 
 def _build_classifier(name, device, prior, model):
@@ -83,15 +91,18 @@ def _build_classifier(name, device, prior, model):
 def _classify_chunk(classifier, patterns, top_k, batch_size):
     """Results for a list of patterns; a pattern the classifier rejects becomes an exception."""
     try:
-        return classifier.predict_many(patterns, top_k=top_k, batch_size=batch_size)
-    except INPUT_ERRORS:
-        answers = []
-        for pattern in patterns:  # find the culprit, keep the rest
-            try:
-                answers.append(classifier.predict(pattern, top_k=top_k))
-            except INPUT_ERRORS as error:
-                answers.append(error)
-        return answers
+        answers = classifier.predict_many(patterns, top_k=top_k, batch_size=batch_size)
+        if len(answers) == len(patterns):
+            return answers
+    except Exception:  # noqa: BLE001 - one bad pattern must not cost the chunk its answers
+        pass
+    answers = []
+    for pattern in patterns:  # find the culprit, keep the rest
+        try:
+            answers.append(classifier.predict(pattern, top_k=top_k))
+        except Exception as error:  # noqa: BLE001 - becomes this file's error entry
+            answers.append(error)
+    return answers
 
 
 def _csv_rows(record):
@@ -172,20 +183,65 @@ def classify(files, top_k, output_format, wavelength, device, batch_size, prior,
         _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot)
 
 
-def _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot):
-    from csn_plugin.adapters import to_pattern
+def _shown(source) -> str:
+    """The file name as output shows it: unchanged when it is printable UTF-8, else escaped
+    (``\\xff`` for bytes that are not UTF-8, ``\\n`` for a newline), so no writer can fail on it."""
+    from csn_plugin.errors import display_name
 
-    classifier = None  # built when the first readable pattern needs it
-    records, patterns_of = [], {}
+    return source if source == "" else display_name(source)
+
+
+def _read_one(source, wavelength):
+    """(pattern or exception, [warning lines]) for one file; never raises for a bad file."""
+    from csn_plugin.adapters import to_pattern
+    from csn_plugin.errors import PatternWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PatternWarning)
+        try:
+            pattern = to_pattern(source, wavelength=wavelength)
+        except Exception as error:  # any per-file failure (MemoryError included) is that file's error entry
+            pattern = error
+    lines = []
+    for warning in caught:
+        if issubclass(warning.category, PatternWarning):
+            lines.append(_one_line(warning.message))
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return pattern, lines
+
+
+class _JsonArray:
+    """Writes ``json.dumps(records, indent=2)`` one record at a time (same text, bounded memory)."""
+
+    def __init__(self, stream):
+        self.stream, self.count = stream, 0
+
+    def write(self, record):
+        body = json.dumps(record, indent=2).replace("\n", "\n  ")
+        self.stream.write(("[\n  " if self.count == 0 else ",\n  ") + body)
+        self.count += 1
+
+    def close(self):
+        self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        self.stream.flush()
+
+
+def _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot):
+    """Read, classify and write ``files`` in chunks of ``batch_size``: memory holds one chunk's
+    patterns and results, whatever the number of files; each record is written (and flushed) as
+    soon as its chunk is classified."""
     show_progress = len(files) >= PROGRESS_MIN_FILES
     stdout = click.get_text_stream("stdout")
-    writer = None
+    writer = json_array = None
     if output_format == "csv":
         writer = csv.DictWriter(stdout, fieldnames=CSV_COLUMNS, restval="", lineterminator="\n")
         writer.writeheader()
+    elif output_format == "json":
+        json_array = _JsonArray(stdout)
     failed = False
 
-    def emit(index, record, result):
+    def emit(record, result):
         nonlocal failed
         if "error" in record:
             failed = True
@@ -194,47 +250,70 @@ def _classify(files, top_k, output_format, wavelength, device, batch_size, prior
         if output_format == "table" and result is not None:
             click.echo(str(result) + "\n")
         elif output_format == "jsonl":
-            click.echo(json.dumps(record))
+            stdout.write(json.dumps(record) + "\n")
         elif output_format == "csv":
             writer.writerows(_csv_rows(record))
-        records.append(record)
+        elif output_format == "json":
+            json_array.write(record)
 
     progress = (
         click.progressbar(length=len(files), label="classifying", file=sys.stderr)
         if show_progress else contextlib.nullcontext(_NoProgress())
     )
-    with progress as bar:
-        for start in range(0, len(files), batch_size):
-            chunk = list(enumerate(files))[start:start + batch_size]
-            readable, outcomes = [], {}
-            for index, source in chunk:
-                try:
-                    pattern = to_pattern(source, wavelength=wavelength)
-                except INPUT_ERRORS as error:
-                    outcomes[index] = error
-                else:
-                    readable.append((index, pattern))
-            if readable and classifier is None:
-                classifier = _build_classifier(classifier_name, device, prior, model)
-            answers = _classify_chunk(classifier, [p for _, p in readable], top_k, batch_size) if readable else []
-            for (index, pattern), answer in zip(readable, answers):
-                outcomes[index] = answer
-                patterns_of[index] = pattern
-            for index, source in chunk:
-                answer = outcomes[index]
-                if isinstance(answer, BaseException):
-                    emit(index, {"source": source, "error": _error_message(source, answer)}, None)
-                else:
-                    record = answer.to_dict()
-                    record["source"] = source
-                    emit(index, record, answer)
-                    if plot:
-                        try:
-                            plot_result(patterns_of[index], answer, _plot_path(plot, source, len(files)))
-                        except (OSError, ValueError) as error:
-                            raise click.ClickException(f"{plot}: cannot save the plot: {_one_line(error)}") from None
-                bar.update(1)
-    if output_format == "json":
-        click.echo(json.dumps(records, indent=2))
+    try:
+        _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, classifier_name, device, prior, model)
+    except BaseException:
+        if json_array is not None and json_array.count:
+            json_array.close()  # the records written stay valid JSON when a fatal error stops the batch
+        raise
+    if json_array is not None:
+        json_array.close()
     if failed:
         sys.exit(1)
+
+
+def _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, classifier_name, device, prior, model):
+    """The chunk loop of :func:`_classify`: read, classify, emit, forget."""
+    classifier = None  # built when the first readable pattern needs it
+    stdout = click.get_text_stream("stdout")
+    with progress as bar:
+        for start in range(0, len(files), batch_size):
+            chunk = files[start:start + batch_size]
+            outcomes, notes = [], []
+            for source in chunk:
+                pattern, lines = _read_one(source, wavelength)
+                outcomes.append(pattern)
+                notes.append(lines)
+                prefix = _shown(source) + ": "
+                for line in lines:
+                    click.echo(f"warning: {line}", err=True)
+                notes[-1] = [line[len(prefix):] if line.startswith(prefix) else line for line in lines]
+            readable = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, BaseException)]
+            if readable and classifier is None:
+                classifier = _build_classifier(classifier_name, device, prior, model)
+            answers = _classify_chunk(classifier, [outcomes[i] for i in readable], top_k, batch_size) if readable else []
+            patterns = dict(zip(readable, (outcomes[i] for i in readable)))
+            for i, answer in zip(readable, answers):
+                outcomes[i] = answer
+            for i, (source, answer) in enumerate(zip(chunk, outcomes)):
+                shown = _shown(source)
+                if isinstance(answer, BaseException):
+                    record = {"source": shown, "error": _error_message(shown, answer)}
+                    if notes[i]:
+                        record["warnings"] = notes[i]
+                    emit(record, None)
+                else:
+                    answer.source = shown
+                    record = answer.to_dict()
+                    record["source"] = shown
+                    if notes[i]:
+                        record["warnings"] = notes[i]
+                    emit(record, answer)
+                    if plot:
+                        try:
+                            plot_result(patterns[i], answer, _plot_path(plot, source, len(files)))
+                        except (OSError, ValueError) as error:
+                            raise click.ClickException(f"{plot}: cannot save the plot: {_one_line(error)}") from None
+            stdout.flush()  # jsonl/csv/table lines appear chunk by chunk
+            del outcomes, answers, patterns
+            bar.update(len(chunk))

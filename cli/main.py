@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "info": "csn_plugin.cli.info:info",
     "plugins": "csn_plugin.cli.info:plugins",
     "simulate": "csn_plugin.cli.simulate:simulate",
+    "real": "csn_plugin.cli.realdata:real",
 }
 
 

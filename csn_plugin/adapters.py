@@ -85,10 +85,29 @@ def _is_structure_file(path: Path) -> bool:
         return True
     if path.suffix.lower() == ".cif" and path.is_file():
         try:
-            with open(path, "rb") as handle:
-                return _POWDER_CIF_TAGS.search(handle.read()) is None  # no measured profile: a structure
+            return not _holds_powder_tags(path)  # no measured profile: a structure
         except OSError:
             return False  # the pattern readers report why the file cannot be read
+    return False
+
+
+def _holds_powder_tags(path, chunk=1 << 20) -> bool:
+    """True when the file holds a _pd_meas/_pd_proc/_pd_calc profile tag: read in 1 MiB chunks
+    (overlapping by a tag's length) up to the reader's size cap, never the whole file at once."""
+    from .readers.base import MAX_FILE_BYTES
+
+    overlap = 64
+    tail = b""
+    read = 0
+    with open(path, "rb") as handle:
+        while read < MAX_FILE_BYTES:
+            block = handle.read(chunk)
+            if not block:
+                return False
+            read += len(block)
+            if _POWDER_CIF_TAGS.search(tail + block):
+                return True
+            tail = block[-overlap:]
     return False
 
 
@@ -99,10 +118,15 @@ def _from_path(path, wavelength):
     if _is_structure_file(Path(path)):
         from .simulate import simulate_peaks
 
+        from .readers.base import check_file
+
+        check_file(source)  # a regular file within the size cap, before pymatgen opens it
         try:
             peaks = simulate_peaks(source, wavelength=DEFAULT_WAVELENGTH, two_theta_range=(0, RENDER_STOP + 2))
         except (ValueError, OSError) as error:  # StructureError is a ValueError
             raise PatternError(source, getattr(error, "problem", str(error))) from None
+        except MemoryError:
+            raise PatternError(source, "out of memory while simulating the structure's pattern") from None
         return _from_peaks(peaks.d, peaks.intensity, peaks.two_theta, source, "structure file")
     return Pattern.from_file(path, wavelength=wavelength)
 
@@ -122,8 +146,18 @@ def _from_arrays(arrays, wavelength, source=None, metadata=None):
         # xrayutilities.io.getras_scan(file, None, motor) -> (angles, record array)
         angles, records = arrays
         return _from_record_array(records, wavelength, source, two_theta=np.asarray(angles, dtype=float))
+    if isinstance(arrays, np.ma.MaskedArray):
+        raise PatternError(source, "a masked array: drop or fill the masked points first (np.ma.compressed or .filled)")
     if isinstance(arrays, np.ndarray) and arrays.ndim == 2:
-        columns = list(arrays if arrays.shape[0] in (2, 3) or arrays.shape[1] not in (2, 3) else arrays.T)
+        if arrays.shape[1] in (2, 3) and arrays.shape[0] > 3:
+            columns = list(arrays.T)  # (N, 2|3): one row per point
+        elif arrays.shape[0] in (2, 3):
+            columns = list(arrays)  # (2|3, N): one row per quantity
+        else:
+            raise PatternError(
+                source,
+                f"expected an (N, 2) or (N, 3) array (two_theta, intensity[, esd]), got shape {arrays.shape}",
+            )
     elif isinstance(arrays, np.ndarray):
         raise PatternError(source, f"expected (two_theta, intensity) arrays, got an array of shape {arrays.shape}")
     else:

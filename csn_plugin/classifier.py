@@ -27,10 +27,11 @@ class SpaceGroupClassifier:
 
     name = "csn"
 
-    def __init__(self, model=None, device="auto", prior="icsd", rule_rescoring=None):
+    def __init__(self, model=None, device="auto", prior="icsd", rule_rescoring=None, network_only=False,
+                 time_limit=2.0, workers=None, fusion=None):
         import torch
 
-        from .model_io import load_model
+        from .model_io import check_rule_rescoring, load_model
         from .priors import prior_probabilities
         from .symmetry import BRAVAIS_LATTICES, CRYSTAL_SYSTEMS, RULE_NAMES, group_to_bravais, group_to_crystal_system, rule_matrix, space_group
 
@@ -44,13 +45,24 @@ class SpaceGroupClassifier:
         if caveat:
             warnings.warn(f"{self.name} with prior {self.prior_name!r}: {caveat}", PriorWarning, stacklevel=2)
         self._log_prior = torch.tensor(np.log(prior_probabilities(prior)), dtype=torch.float32, device=self.device)
-        self.temperature = float(self.info.get("temperature", 1.0))
-        self.rule_rescoring = float(self.info.get("rule_rescoring", 0.0) if rule_rescoring is None else rule_rescoring)
+        self.temperature = float(self.info.get("temperature", 1.0))  # validated with the sidecar
+        self.rule_rescoring = float(self.info.get("rule_rescoring", 0.0)) if rule_rescoring is None else check_rule_rescoring(rule_rescoring)
         self._rules = torch.tensor(rule_matrix(), dtype=torch.float32, device=self.device)   # (230, 46)
         self._system_of = group_to_crystal_system()
         self._lattice_of = group_to_bravais()
         self._system_names, self._lattice_names, self._rule_names = CRYSTAL_SYSTEMS, BRAVAIS_LATTICES, RULE_NAMES
         self._symbols = [space_group(n).symbol for n in range(1, 231)]
+        # The crystallographer's evidence (peak search, indexing, extinction), fused with the network.
+        from .fusion import FusionParams
+
+        self.network_only = bool(network_only)
+        if not (isinstance(time_limit, (int, float)) and 0 < float(time_limit) < 3600):
+            raise ValueError(f"time_limit must be a number of seconds in (0, 3600), got {time_limit!r}")
+        self.time_limit = float(time_limit)
+        self.workers = workers
+        self.fusion = FusionParams.bundled() if fusion is None else fusion
+        self._prior = np.asarray(prior_probabilities(prior), dtype=float)
+        self._pool = None
 
     @property
     def card(self) -> dict:
@@ -106,7 +118,65 @@ class SpaceGroupClassifier:
             probabilities = torch.softmax(logits, dim=1)
         return probabilities.cpu().numpy(), None if rules is None else rules.cpu().numpy()
 
-    def _result(self, source, probabilities, rules, top_k):
+    def _evidence(self, patterns, probabilities):
+        """Crystallographic evidence per pattern (None each in network-only mode); the network's
+        crystal-system ranking orders the indexing search. Batches run on every core."""
+        if self.network_only:
+            return [None] * len(patterns)
+        from .crystallography.evidence import analyse
+
+        jobs = []
+        for pattern, p in zip(patterns, probabilities):
+            systems = np.bincount(self._system_of, weights=p, minlength=len(self._system_names))
+            hint = [self._system_names[i] for i in np.argsort(-systems)[:3]]
+            jobs.append((pattern.two_theta, pattern.intensity, pattern.wavelength, hint))
+        kwargs = {"prior": self._prior_counts(), "time_limit": self.time_limit}
+        workers = self._worker_count(len(jobs))
+        if workers <= 1:
+            return [analyse(t, y, w, lattice_hint=h, **kwargs) for t, y, w, h in jobs]
+        pool = self._process_pool(workers)
+        futures = [pool.submit(analyse, t, y, w, lattice_hint=h, **kwargs) for t, y, w, h in jobs]
+        return [future.result() for future in futures]
+
+    def _prior_counts(self):
+        return self.prior_name if self.prior_name != "custom" else self._prior
+
+    def _worker_count(self, jobs):
+        import os
+
+        if jobs <= 1:
+            return 1
+        workers = self.workers if self.workers is not None else (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        return max(1, min(int(workers), jobs))
+
+    def _process_pool(self, workers):
+        if self._pool is None or self._pool[0] != workers:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.close()
+            self._pool = (workers, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+        return self._pool[1]
+
+    def close(self):
+        """Stop the worker processes of batch crystallography (started on first use)."""
+        if self._pool is not None:
+            self._pool[1].shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
+
+    def _result(self, source, probabilities, rules, top_k, evidence=None):
+        from .fusion import fuse
+
+        network = probabilities
+        weight = 0.0
+        if evidence is not None:
+            probabilities, weight = fuse(probabilities, evidence, self._prior, self.fusion)
         order = np.argsort(-probabilities)[:top_k]
         systems = np.bincount(self._system_of, weights=probabilities, minlength=len(self._system_names))
         lattices = np.bincount(self._lattice_of, weights=probabilities, minlength=len(self._lattice_names))
@@ -119,6 +189,10 @@ class SpaceGroupClassifier:
             rules={} if rules is None else {n: float(p) for n, p in zip(self._rule_names, rules)},
             model=self.name,
             prior=self.prior_name,
+            network_probabilities=network,
+            evidence=evidence,
+            evidence_weight=float(weight),
+            method="network" if self.network_only else ("network+crystallography" if weight > 0 else "network (fallback)"),
         )
 
     def predict(self, obj, top_k=5, wavelength=None) -> ClassificationResult:
@@ -134,6 +208,7 @@ class SpaceGroupClassifier:
         for start in range(0, len(objs), batch_size):
             patterns, values, masks = self._to_grid(objs[start:start + batch_size], wavelength)
             probabilities, rules = self.probabilities_on_grid(values, masks)
+            evidence = self._evidence(patterns, probabilities)
             for i, pattern in enumerate(patterns):
-                results.append(self._result(pattern.source, probabilities[i], None if rules is None else rules[i], int(top_k)))
+                results.append(self._result(pattern.source, probabilities[i], None if rules is None else rules[i], int(top_k), evidence[i]))
         return results

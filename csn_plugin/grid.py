@@ -58,6 +58,10 @@ class ModelGrid:
         keep = np.isfinite(reference)
         if not keep.all():  # angles beyond the reference wavelength's reach (copying costs: only when needed)
             reference, intensity = reference[keep], intensity[:, keep]
+        # Scale-free from here on: each row divided by its largest |value| (the result is scaled to a
+        # maximum of 1 anyway), so intensities near the float limit (1e308) cannot overflow the sums.
+        scale = np.abs(intensity).max(axis=1, keepdims=True) if intensity.size else np.ones((len(intensity), 1))
+        intensity = np.divide(intensity, scale, out=np.zeros_like(intensity), where=scale > 0)
         grid = self.two_theta
         half = self.step / 2
         mask = (grid >= reference[0] - half) & (grid <= reference[-1] + half) if len(reference) > 1 else np.zeros(len(grid), bool)

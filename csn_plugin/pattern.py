@@ -7,6 +7,9 @@ from .grid import ModelGrid
 from .wavelengths import DEFAULT_WAVELENGTH, resolve_wavelength
 
 MIN_POINTS = 50
+# A scan narrower than this (degrees 2theta) inside the model's range is refused as too narrow to
+# classify (a rocking curve, a one-peak scan): the same 1 degree the model needs to overlap.
+MIN_SCAN_WIDTH = 1.0
 # A pattern must overlap the model's range by at least this much (degrees 2theta, Cu Ka1 equivalent).
 MIN_MODEL_OVERLAP = 1.0
 
@@ -96,8 +99,25 @@ class Pattern:
             self._check_model_overlap()
 
     def _as_array(self, values, name):
+        if isinstance(values, np.ma.MaskedArray):
+            raise PatternError(
+                self.source,
+                f"{name} are a masked array: drop or fill the masked points first (np.ma.compressed or .filled)",
+            )
+        if isinstance(values, (str, bytes)):
+            raise PatternError(self.source, f"{name} are text, not numbers")
         try:
-            array = np.array(values, dtype=np.float64)
+            raw = np.asarray(values)
+        except (TypeError, ValueError):  # ragged nested sequences
+            raise PatternError(self.source, f"{name} are not a flat sequence of numbers") from None
+        if np.iscomplexobj(raw):
+            raise PatternError(self.source, f"{name} are complex numbers: give real values (e.g. abs() or .real)")
+        if raw.dtype == object and any(value is None for value in raw.ravel()[:1_000_000]):
+            raise PatternError(self.source, f"{name} hold None (missing values): drop those points first")
+        if raw.dtype.kind in "SUMmV":
+            raise PatternError(self.source, f"{name} are not numbers (dtype {raw.dtype})")
+        try:
+            array = np.array(raw, dtype=np.float64)
         except (TypeError, ValueError):
             raise PatternError(self.source, f"{name} are not numbers") from None
         if array.ndim != 1:
@@ -110,7 +130,8 @@ class Pattern:
         low = np.nan_to_num(reference[0], nan=180.0)
         high = np.nan_to_num(reference[1], nan=180.0)
         overlap = min(high, grid.stop) - max(low, grid.start)
-        if overlap < MIN_MODEL_OVERLAP:
+        inside = low >= grid.start - MIN_MODEL_OVERLAP and high <= grid.stop + MIN_MODEL_OVERLAP
+        if overlap < MIN_MODEL_OVERLAP and not inside:  # beyond the range: the wavelength is the suspect
             d_low, d_high = self.d[-1], self.d[0]
             d_min, d_max = grid.d_range
             raise PatternError(
@@ -118,6 +139,15 @@ class Pattern:
                 f"d-spacings {d_low:.3g}-{d_high:.3g} A (2theta {self.two_theta[0]:g}-{self.two_theta[-1]:g} deg "
                 f"at {self.wavelength:g} A) miss the usable range {d_min:.3g}-{d_max:.3g} A: "
                 "is the wavelength right?",
+            )
+        width = self.two_theta[-1] - self.two_theta[0]
+        if overlap < MIN_MODEL_OVERLAP or (min(high, 180.0) - low < MIN_SCAN_WIDTH and width < MIN_SCAN_WIDTH):
+            raise PatternError(
+                self.source,
+                f"the scan covers only {width:.3g} deg 2theta ({self.two_theta[0]:g}-{self.two_theta[-1]:g} deg): "
+                f"too narrow to classify (at least {max(MIN_SCAN_WIDTH, MIN_MODEL_OVERLAP):g} deg inside the model's "
+                f"{grid.start:g}-{grid.stop:g} deg Cu Ka1 range is needed; "
+                "a rocking curve or a one-peak scan?)",
             )
 
     @property

@@ -23,6 +23,13 @@ class ClassificationResult:
     ``predictions`` holds the top-k space groups, most probable first; ``probabilities`` all 230
     (index 0 = group 1). Crystal-system and Bravais-lattice probabilities are sums over the 230;
     ``rules`` holds the symmetry-rule head's probability that each of the 46 rules is present.
+
+    The crystallographer's evidence (``None`` in network-only mode or when a stage failed):
+    ``cell`` (the indexed :class:`~csn_plugin.crystallography.indexing.CellCandidate`), ``peaks``
+    (the :class:`~csn_plugin.crystallography.peaks.PeakSet` found on the measured points),
+    ``extinction`` (:class:`~csn_plugin.crystallography.extinction.ExtinctionResult`: P(absence class
+    | peaks, cell)); ``evidence_weight``: the share the evidence got in the fused posterior (0: the
+    network alone); ``method`` says which; ``network_probabilities``: the network's own posterior.
     """
 
     source: str | None
@@ -33,6 +40,27 @@ class ClassificationResult:
     rules: dict = field(default_factory=dict)
     model: str = "csn"
     prior: str = "uniform"
+    network_probabilities: np.ndarray = None
+    evidence: object = None
+    evidence_weight: float = 0.0
+    method: str = "network"
+
+    @property
+    def cell(self):
+        return None if self.evidence is None else self.evidence.cell
+
+    @property
+    def peaks(self):
+        return None if self.evidence is None else self.evidence.peaks
+
+    @property
+    def extinction(self):
+        return None if self.evidence is None else self.evidence.extinction
+
+    @property
+    def extinction_symbol(self):
+        extinction = self.extinction
+        return None if extinction is None or not len(extinction) else extinction.top_symbol
 
     @property
     def crystal_system(self) -> tuple:
@@ -62,6 +90,17 @@ class ClassificationResult:
             "rules": {k: round(v, 6) for k, v in self.rules.items()},
             "model": self.model,
             "prior": self.prior,
+            "cell": None if self.cell is None else self.cell.to_dict(),
+            "extinction_symbol": self.extinction_symbol,
+            "evidence": {
+                "method": self.method,
+                "weight": round(self.evidence_weight, 6),
+                "note": None if self.evidence is None else self.evidence.note,
+                "peaks_found": None if self.peaks is None else len(self.peaks),
+                "absence_classes": None if self.extinction is None else [
+                    {"symbol": symbol, "probability": round(float(p), 6)}
+                    for symbol, p in list(zip(self.extinction.symbols, self.extinction.probabilities))[:5]],
+            },
         }
 
     def to_json(self, **kwargs) -> str:
@@ -72,8 +111,17 @@ class ClassificationResult:
         lattice, lattice_p = self.bravais_lattice
         lines = [
             f"{self.source or '<pattern>'}: {system} ({system_p:.0%}), lattice {lattice} ({lattice_p:.0%})",
-            "  rank  space group        probability",
         ]
+        cell = self.cell
+        if cell is not None:
+            lines.append(f"  cell {cell.lattice}: a={cell.a:.4f} b={cell.b:.4f} c={cell.c:.4f} A, "
+                         f"alpha={cell.alpha:.2f} beta={cell.beta:.2f} gamma={cell.gamma:.2f}, V={cell.volume:.1f} A^3, "
+                         f"M20={cell.M20:.1f}, {cell.peaks_indexed}/{cell.peaks_used} lines indexed")
+            if self.extinction_symbol:
+                lines.append(f"  extinction symbol {self.extinction_symbol} (evidence weight {self.evidence_weight:.0%})")
+        elif self.evidence is not None:
+            lines.append(f"  network only: {self.evidence.note}")
+        lines.append("  rank  space group        probability")
         for rank, p in enumerate(self.predictions, 1):
             lines.append(f"  {rank:>4}  {p.space_group:>3} {p.symbol:<14} {p.probability:>10.1%}")
         return "\n".join(lines)

@@ -29,6 +29,11 @@ SCALED_INTENSITY_TOL = 1e-3  # peaks at or below this (of 100) are dropped
 
 D_MERGE_RTOL = 1e-7  # simulate_reflections: reflections whose d agree this well are merged
 _CHUNK_ENTRIES = 1 << 20  # phase-matrix entries held at once per array (16 MiB complex128)
+# Bounds on one simulation (memory ~ 8 bytes x box points + 50 bytes x reflections): a cell whose
+# reflections up to d_min exceed them (a = 300 A or more: a supercell, a protein, wrong units)
+# is refused with a ReflectionLimitError naming the cell instead of allocating hundreds of GB.
+MAX_REFLECTIONS = 4_000_000
+MAX_BOX_POINTS = 25_000_000
 
 _SYMBOLS = (
     "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As "
@@ -64,6 +69,40 @@ class StructureError(CsnError, ValueError):
         self.source = None if source is None else str(source)
         self.problem = str(problem)
         super().__init__(f"{self.source}: {self.problem}" if self.source else self.problem)
+
+
+class ReflectionLimitError(ValueError):
+    """A cell too large to simulate within MAX_REFLECTIONS / MAX_BOX_POINTS; the text names the cell."""
+
+
+def describe_cell(lattice) -> str:
+    """'a=3000 b=3000 c=3000 A, alpha=90 beta=90 gamma=90 deg' from a 3x3 lattice matrix."""
+    lattice = np.asarray(lattice, dtype=float)
+    a, b, c = np.linalg.norm(lattice, axis=1)
+
+    def angle(u, v):
+        cosine = float(np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v)))
+        return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
+
+    alpha, beta, gamma = angle(lattice[1], lattice[2]), angle(lattice[0], lattice[2]), angle(lattice[0], lattice[1])
+    return f"a={a:.4g} b={b:.4g} c={c:.4g} A, alpha={alpha:.4g} beta={beta:.4g} gamma={gamma:.4g} deg"
+
+
+def check_reflection_count(lattice, g_max, g_min=0.0):
+    """Raise ReflectionLimitError when the reciprocal-space box or sphere up to |g| = g_max
+    (1/angstrom) holds more points than one simulation may allocate."""
+    lattice = np.asarray(lattice, dtype=float)
+    volume = abs(float(np.linalg.det(lattice)))
+    expected = 2.0 / 3.0 * math.pi * (g_max**3 - g_min**3) * volume  # Friedel half of the shell
+    h_max, k_max, l_max = (float(x) for x in np.floor(g_max * np.linalg.norm(lattice, axis=1) + 1e-9))
+    box = (h_max + 1) * (2 * k_max + 1) * (2 * l_max + 1)
+    if expected > MAX_REFLECTIONS or box > MAX_BOX_POINTS:
+        d_min = 1.0 / g_max if g_max > 0 else math.inf
+        raise ReflectionLimitError(
+            f"the cell ({describe_cell(lattice)}, V={volume:.3g} A^3) has about {expected:.2g} reflections with "
+            f"d >= {d_min:.3g} A, more than the {MAX_REFLECTIONS:,} csn simulates: too large a cell for a "
+            "powder pattern (a supercell, a macromolecule or lengths in the wrong unit?)"
+        )
 
 
 @dataclass(frozen=True)
@@ -123,7 +162,14 @@ def _as_arrays(lattice_matrix, frac_coords, atomic_numbers, occupancies):
     if not volume > 1e-6 * np.prod(np.linalg.norm(lattice, axis=1)) or volume < 1e-3:
         raise ValueError("lattice_matrix is singular (cell volume ~ 0)")
     coords = np.asarray(frac_coords, dtype=float).reshape(-1, 3)
-    numbers = np.asarray(atomic_numbers).astype(int).ravel()
+    raw_numbers = np.asarray(atomic_numbers).ravel()
+    if raw_numbers.dtype.kind not in "iu":
+        if raw_numbers.dtype.kind != "f" or not np.all(np.isfinite(raw_numbers)) or np.any(raw_numbers != np.round(raw_numbers)):
+            raise ValueError(f"atomic numbers must be whole numbers, got {raw_numbers[:5].tolist()}")
+    if raw_numbers.size and (raw_numbers.min() < 1 or raw_numbers.max() > len(_SYMBOLS)):
+        z = raw_numbers[(raw_numbers < 1) | (raw_numbers > len(_SYMBOLS))][0]
+        raise ValueError(f"no X-ray scattering factors for Z={z:g}: not an element (atomic numbers run 1-{len(_SYMBOLS)})")
+    numbers = raw_numbers.astype(int)
     if len(numbers) != len(coords):
         raise ValueError(f"{len(coords)} sites but {len(numbers)} atomic numbers")
     if len(numbers) == 0:
@@ -150,6 +196,7 @@ def _structure_factors(lattice, coords, numbers, weights, g_max, g_min=0.0, dtyp
 
     Returns (hkl (M, 3) int, g2 (M,) = |g|^2 in 1/angstrom^2, f2 (M,)), sorted by g2.
     """
+    check_reflection_count(lattice, g_max, g_min)
     recip = np.linalg.inv(lattice).T  # rows: reciprocal vectors without 2 pi
     metric = recip @ recip.T
     h_max, k_max, l_max = np.floor(g_max * np.linalg.norm(lattice, axis=1) + 1e-9).astype(int)
@@ -162,8 +209,9 @@ def _structure_factors(lattice, coords, numbers, weights, g_max, g_min=0.0, dtyp
         metric[0, 0] * hs[:, None] ** 2 + metric[1, 1] * ks[None, :] ** 2
         + 2 * metric[0, 1] * hs[:, None] * ks[None, :]
     )
-    cross_l = 2 * (metric[0, 2] * hs[:, None, None] + metric[1, 2] * ks[None, :, None]) * ls
-    g2_box = g2_hk[:, :, None] + cross_l + metric[2, 2] * ls**2
+    g2_box = 2 * (metric[0, 2] * hs[:, None, None] + metric[1, 2] * ks[None, :, None]) * ls  # one box-sized array
+    g2_box += g2_hk[:, :, None]
+    g2_box += metric[2, 2] * ls**2
     inside = g2_box <= g_max * g_max * (1 + 1e-12)
     if g_min > 0:
         inside &= g2_box >= g_min * g_min * (1 - 1e-12)
@@ -292,8 +340,12 @@ def _structure_arrays(structure, source):
     for frac, site in zip(structure.frac_coords, structure, strict=True):
         for species, occupancy in site.species.items():
             z = getattr(species, "Z", 0)
-            if not z:
-                raise StructureError(source, f"species {species} is not an element")
+            valid = isinstance(z, (int, np.integer)) and not isinstance(z, bool) and 1 <= z <= len(_SYMBOLS)
+            if not valid or type(species).__name__.startswith("Dummy"):
+                symbol = getattr(species, "symbol", None) or str(species)
+                raise StructureError(source, f"unknown element {symbol!r} (site {len(coords) + 1}): not in the periodic table")
+            if not _FF_KNOWN[z]:
+                raise StructureError(source, f"no X-ray scattering factors for element {_SYMBOLS[z - 1]}")
             coords.append(frac)
             numbers.append(z)
             weights.append(occupancy)
@@ -353,7 +405,12 @@ def simulate_peaks(structure, wavelength=DEFAULT_WAVELENGTH, two_theta_range=(0,
         lattice, coords, numbers, weights = _as_arrays(structure.lattice.matrix, coords, numbers, weights)
     except ValueError as error:
         raise StructureError(source, str(error)) from None
-    hkl, g2, f2 = _structure_factors(lattice, coords, numbers, weights, g_max, g_min)
+    try:
+        hkl, g2, f2 = _structure_factors(lattice, coords, numbers, weights, g_max, g_min)
+    except ReflectionLimitError as error:
+        raise StructureError(source, str(error)) from None
+    except MemoryError:
+        raise StructureError(source, f"out of memory simulating the cell ({describe_cell(lattice)})") from None
     if len(g2) == 0:
         empty = np.zeros(0)
         return PeakList(empty, empty, empty, [], np.zeros(0, dtype=int), wavelength)

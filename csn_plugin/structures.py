@@ -8,7 +8,8 @@ Two sources:
   periodic images. :func:`sample_recipe` draws the Wyckoff sites like the Materials
   Project statistics shipped in pyxtal (``database/spg_num_wps_mp.csv``).
 * :func:`real_structures` loads the structures shipped in the installed wheels (pymatgen's
-  AFLOW prototypes, robocrys' mineral database, pyxtal's CIFs); :func:`real_variant`
+  AFLOW prototypes and pyxtal's CIFs, both declared dependencies; robocrys' mineral database
+  when the optional extra ``csn-plugin[minerals]`` is installed); :func:`real_variant`
   makes symmetry-keeping variants of them (element substitution within a chemical family,
   symmetrised strain, symmetrised displacements).
 
@@ -497,6 +498,35 @@ def _package_dir(name):
     return Path(list(spec.submodule_search_locations)[0])
 
 
+MINERALS_EXTRA = "minerals"  # pip install "csn-plugin[minerals]" installs robocrys
+MINERALS_MISSING = (
+    "robocrys is not installed, so the real-structure pool leaves out its mineral database "
+    "(AFLOW prototypes and pyxtal CIFs only); install the optional extra with "
+    'pip install "csn-plugin[minerals]" to include the minerals'
+)
+
+
+class MineralsMissingWarning(UserWarning):
+    """The optional extra ``minerals`` (robocrys) is absent: the pool has no minerals."""
+
+
+def mineral_db_path():
+    """Path of robocrys' mineral database (``mineral_db.json.gz``), or None when the optional
+    extra ``csn-plugin[minerals]`` (robocrys) is not installed. robocrys is optional because it
+    pulls in matminer, pandas < 3, scikit-learn and pymongo for a 100 kB data file."""
+    try:
+        directory = _package_dir("robocrys")
+    except StructureSkipped:
+        return None
+    path = directory / "condense" / "mineral_db.json.gz"
+    return path if path.is_file() else None
+
+
+def real_structure_sources() -> tuple:
+    """The sources the real-structure pool draws from in this environment."""
+    return ("aflow", "pyxtal") + (("mineral",) if mineral_db_path() is not None else ())
+
+
 def _raw_real_structures():
     """(name, lattice, frac, Z) for every ordered structure shipped in the installed wheels."""
     found = []
@@ -506,15 +536,18 @@ def _raw_real_structures():
             arrays = _site_arrays(entry["snl"])
             if arrays:
                 found.append(("aflow:" + entry["tags"].get("aflow", ""), *arrays))
-    minerals = _package_dir("robocrys") / "condense" / "mineral_db.json.gz"
-    with gzip.open(minerals, "rt") as handle:
-        table = json.load(handle)
-    column = table["columns"].index("structure")
-    name_column = table["columns"].index("mineral")
-    for row in table["data"]:
-        arrays = _site_arrays(row[column])
-        if arrays:
-            found.append(("mineral:" + str(row[name_column]), *arrays))
+    minerals = mineral_db_path()
+    if minerals is None:
+        warnings.warn(MINERALS_MISSING, MineralsMissingWarning, stacklevel=2)
+    else:
+        with gzip.open(minerals, "rt") as handle:
+            table = json.load(handle)
+        column = table["columns"].index("structure")
+        name_column = table["columns"].index("mineral")
+        for row in table["data"]:
+            arrays = _site_arrays(row[column])
+            if arrays:
+                found.append(("mineral:" + str(row[name_column]), *arrays))
     from pymatgen.core import Structure
 
     for path in sorted((_package_dir("pyxtal") / "database" / "cifs").glob("*")):
@@ -549,13 +582,16 @@ def _permutations(frac, numbers, rotations, translations, tolerance=2e-3):
 
 
 def real_structures(max_atoms=MAX_ATOMS):
-    """Ordered structures from pymatgen's AFLOW prototypes, robocrys' minerals and pyxtal's
-    CIFs with at most ``max_atoms`` atoms, labelled by spglib, duplicates (same group, same
-    sorted Z, same volume per atom within 1 %) removed. Cached per process."""
+    """Ordered structures from pymatgen's AFLOW prototypes, pyxtal's CIFs and (with the optional
+    extra ``minerals``) robocrys' minerals with at most ``max_atoms`` atoms, labelled by spglib,
+    duplicates (same group, same sorted Z, same volume per atom within 1 %) removed. Cached per
+    process and on disk (:func:`save_pool`: plain arrays, never pickle)."""
     return _real_pool(int(max_atoms))
 
 
-POOL_VERSION = 1  # bump when the pool's content or format changes
+POOL_VERSION = 2  # bump when the pool's content or format changes (2: npz, no pickle)
+_POOL_ARRAYS = ("names", "space_groups", "atoms", "ops", "lattices", "frac_coords", "atomic_numbers",
+                "rotations", "translations", "permutations")
 
 
 def _pool_cache_path(max_atoms):
@@ -573,26 +609,79 @@ def _pool_cache_path(max_atoms):
             versions.append(f"{package}=none")
     key = hashlib.sha1(f"{POOL_VERSION};{max_atoms};{SYMPREC};{';'.join(versions)}".encode()).hexdigest()[:12]
     root = os.environ.get("CSN_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "csn"
-    return Path(root) / f"real-structures-{key}.pkl"
+    return Path(root) / f"real-structures-{key}.npz"
+
+
+def save_pool(pool, path):
+    """Write a pool as a plain-array ``.npz`` (no object arrays: loading it cannot run code)."""
+    atoms = np.array([len(real.atomic_numbers) for real in pool], dtype=np.int64)
+    ops = np.array([len(real.rotations) for real in pool], dtype=np.int64)
+    arrays = {
+        "version": np.array(POOL_VERSION, dtype=np.int64),
+        "names": np.array([real.name for real in pool], dtype=str),
+        "space_groups": np.array([real.space_group for real in pool], dtype=np.int64),
+        "atoms": atoms,
+        "ops": ops,
+        "lattices": np.array([real.lattice for real in pool], dtype=np.float64).reshape(-1, 3, 3),
+        "frac_coords": np.concatenate([real.frac_coords for real in pool]).astype(np.float64).reshape(-1, 3),
+        "atomic_numbers": np.concatenate([real.atomic_numbers for real in pool]).astype(np.int64),
+        "rotations": np.concatenate([real.rotations for real in pool]).astype(np.int64).reshape(-1, 3, 3),
+        "translations": np.concatenate([real.translations for real in pool]).astype(np.float64).reshape(-1, 3),
+        "permutations": np.concatenate([real.permutations.ravel() for real in pool]).astype(np.int64),
+    }
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def load_pool(path):
+    """A pool written by :func:`save_pool`. ``allow_pickle=False``: a planted pickle or an object
+    array is refused (ValueError), never executed; inconsistent arrays raise ValueError too."""
+    with np.load(path, allow_pickle=False) as data:
+        if int(data["version"]) != POOL_VERSION:
+            raise ValueError(f"pool cache version {int(data['version'])}, expected {POOL_VERSION}")
+        arrays = {name: data[name] for name in _POOL_ARRAYS}
+    atoms, ops = arrays["atoms"], arrays["ops"]
+    count = len(arrays["names"])
+    if not (len(atoms) == len(ops) == len(arrays["space_groups"]) == len(arrays["lattices"]) == count):
+        raise ValueError("pool cache: per-structure arrays differ in length")
+    if (atoms < 1).any() or (ops < 1).any():
+        raise ValueError("pool cache: empty structure")
+    if (len(arrays["frac_coords"]) != atoms.sum() or len(arrays["atomic_numbers"]) != atoms.sum()
+            or len(arrays["rotations"]) != ops.sum() or len(arrays["translations"]) != ops.sum()
+            or len(arrays["permutations"]) != int((atoms * ops).sum())):
+        raise ValueError("pool cache: array lengths do not add up")
+    atom_ends, op_ends, perm_ends = np.cumsum(atoms), np.cumsum(ops), np.cumsum(atoms * ops)
+    pool = []
+    for i in range(count):
+        a0, a1 = atom_ends[i] - atoms[i], atom_ends[i]
+        o0, o1 = op_ends[i] - ops[i], op_ends[i]
+        p0, p1 = perm_ends[i] - atoms[i] * ops[i], perm_ends[i]
+        pool.append(RealStructure(
+            str(arrays["names"][i]), arrays["lattices"][i].copy(), arrays["frac_coords"][a0:a1].copy(),
+            arrays["atomic_numbers"][a0:a1].copy(), int(arrays["space_groups"][i]),
+            arrays["rotations"][o0:o1].copy(), arrays["translations"][o0:o1].copy(),
+            arrays["permutations"][p0:p1].reshape(ops[i], atoms[i]).copy(),
+        ))
+    return tuple(pool)
 
 
 @functools.lru_cache(maxsize=None)
 def _real_pool(max_atoms):
     import os
-    import pickle
+    import zipfile
 
     path = _pool_cache_path(max_atoms)
     try:
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
-        pass
+        return load_pool(path)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # absent, stale, damaged or not ours: rebuilt
     pool = _build_real_pool(max_atoms)
+    if not pool:
+        return pool
     try:  # a cache we cannot write only costs time
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        with open(temporary, "wb") as handle:
-            pickle.dump(pool, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        save_pool(pool, temporary)
         os.replace(temporary, path)
     except OSError:
         pass

@@ -1,14 +1,31 @@
-"""Conformance suite for classifier plugins, in the spirit of scikit-learn's ``check_estimator``.
+"""Conformance suite for classifier and reader plugins, in the spirit of scikit-learn's
+``check_estimator`` and ``parametrize_with_checks``.
 
->>> from csn_plugin.testing import check_classifier
+>>> from csn_plugin.testing import check_classifier, check_reader
 >>> check_classifier(my_factory)            # raises AssertionError naming the failed check
+>>> check_reader(MyReader(), ["sample.myfmt"])
 
-Every classifier registered through ``pxrd_register_classifiers`` must pass it. ``CHECKS`` lists the
-individual checks (``check(classifier, inputs)``) for use with ``pytest.mark.parametrize``.
+Every classifier registered through ``pxrd_register_classifiers`` and every reader registered
+through ``pxrd_register_readers`` must pass them (the contract: ``csn_plugin.hooks.specs``).
+``CHECKS`` and ``READER_CHECKS`` list the individual checks; in a plugin's own tests, one test per
+check::
+
+    from csn_plugin.testing import parametrize_with_checks, parametrize_with_reader_checks
+
+    @parametrize_with_checks({"mine": my_factory})
+    def test_classifier_conforms(classifier, check):
+        check(classifier)
+
+    @parametrize_with_reader_checks({"myfmt": (MyReader(), ["tests/data/sample.myfmt"])})
+    def test_reader_conforms(reader, check):
+        check(reader)
 """
 
+import functools
 import json
 import math
+import os
+import tempfile
 
 import numpy as np
 
@@ -147,6 +164,18 @@ def check_to_dict_json(classifier, inputs):
         assert set(record[key]) >= {"name", "probability"}, f"{key} must hold name and probability"
 
 
+def check_result_contract(classifier, inputs):
+    """Every answer passes the boundary validation csn applies to plugins (types, finite, JSON)."""
+    from .plugins import validate_result
+
+    for k in (1, 5):
+        for result in classifier.predict_many(inputs, top_k=k):
+            try:
+                validate_result(result, k)
+            except ValueError as error:
+                raise AssertionError(f"top_k={k}: {error}") from None
+
+
 CHECKS = (
     check_name,
     check_result_shape,
@@ -155,6 +184,7 @@ CHECKS = (
     check_predict_many_matches_predict,
     check_bad_input_raises,
     check_to_dict_json,
+    check_result_contract,
 )
 
 
@@ -174,3 +204,184 @@ def check_classifier(factory, inputs=None, **options) -> list:
             raise AssertionError(f"{check.__name__} failed for {getattr(classifier, 'name', classifier)!r}: {error}") from None
         passed.append(check.__name__)
     return passed
+
+
+# ------------------------------------------------------------------------------------ readers
+def _scratch_files(reader):
+    """A temporary folder with files no reader should accept, named with the reader's extension."""
+    folder = tempfile.mkdtemp(prefix="csn-reader-check-")
+    extension = (tuple(reader.extensions) or (".dat",))[0]
+    contents = {
+        "random-bytes": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "prose": b"This is a letter, not a diffraction pattern.\nKind regards.\n" * 20,
+        "one-number": b"42\n",
+    }
+    paths = {}
+    for what, data in contents.items():
+        path = os.path.join(folder, f"{what}{extension}")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        paths[what] = path
+    return folder, paths
+
+
+def check_reader_attributes(reader, samples):
+    """``name`` and ``description`` are str; ``extensions`` a tuple of lower-case ".ext" strings."""
+    assert isinstance(getattr(reader, "name", None), str) and reader.name, "reader.name must be a non-empty str"
+    assert isinstance(getattr(reader, "description", None), str), "reader.description must be a str"
+    extensions = getattr(reader, "extensions", None)
+    assert isinstance(extensions, tuple), f"reader.extensions must be a tuple, not {type(extensions).__name__}"
+    for extension in extensions:
+        assert isinstance(extension, str) and extension.startswith(".") and extension == extension.lower(), (
+            f"extension {extension!r} must be lower case and start with a dot"
+        )
+
+
+def check_reader_guess(reader, samples):
+    """``guess_can_open`` accepts each sample, returns a bool, and never raises (missing file, folder)."""
+    for sample in samples:
+        answer = reader.guess_can_open(sample)
+        assert isinstance(answer, bool), f"guess_can_open returned {type(answer).__name__}, not bool"
+        assert answer, f"guess_can_open({sample!r}) is False for a sample of the format"
+    with tempfile.TemporaryDirectory(prefix="csn-reader-check-") as folder:
+        for odd in (os.path.join(folder, "no-such-file" + ((reader.extensions or (".x",))[0])), folder):
+            try:
+                answer = reader.guess_can_open(odd)
+            except Exception as error:  # noqa: BLE001 - the check reports it
+                raise AssertionError(f"guess_can_open({odd!r}) raised {type(error).__name__}: {error}") from None
+            assert isinstance(answer, bool), f"guess_can_open returned {type(answer).__name__}, not bool"
+
+
+def check_reader_reads_samples(reader, samples):
+    """``read`` returns a ``Pattern`` (never None), the same one twice, with a wavelength source."""
+    from .pattern import Pattern
+
+    for sample in samples:
+        try:
+            first, second = reader.read(sample), reader.read(sample)
+        except Exception as error:  # noqa: BLE001 - the check reports it
+            raise AssertionError(f"read({sample!r}) raised {type(error).__name__}: {error}") from None
+        assert isinstance(first, Pattern), f"read({sample!r}) returned {type(first).__name__}, not a Pattern"
+        assert np.array_equal(first.two_theta, second.two_theta) and np.array_equal(first.intensity, second.intensity), (
+            f"read({sample!r}) is not deterministic"
+        )
+        assert first.metadata.get("wavelength_source") in ("file", "unknown", "default", "user"), (
+            f"read({sample!r}): metadata['wavelength_source'] is {first.metadata.get('wavelength_source')!r}"
+        )
+
+
+def check_reader_rejects_garbage(reader, samples):
+    """Random bytes, prose and a lone number raise PatternError with a one-line message."""
+    from .errors import PatternError
+
+    import shutil
+
+    folder, paths = _scratch_files(reader)
+    try:
+        for what, path in paths.items():
+            try:
+                answer = reader.read(path)
+            except PatternError as error:
+                assert "\n" not in str(error), f"{what}: the PatternError message is not one line: {error!r}"
+                continue
+            except Exception as error:  # noqa: BLE001 - the check reports what was raised instead
+                raise AssertionError(f"{what}: raised {type(error).__name__} ({error}), expected PatternError") from None
+            raise AssertionError(f"{what}: read returned {type(answer).__name__}, expected PatternError")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+READER_CHECKS = (
+    check_reader_attributes,
+    check_reader_guess,
+    check_reader_reads_samples,
+    check_reader_rejects_garbage,
+)
+
+
+def check_reader(reader, samples) -> list:
+    """Run every check in ``READER_CHECKS`` on ``reader`` with ``samples`` (paths of files in its
+    format). Returns the names of the checks passed; the first failure raises AssertionError
+    naming its check and the reader."""
+    samples = [str(sample) for sample in samples]
+    assert samples, "check_reader needs at least one sample file"
+    passed = []
+    for check in READER_CHECKS:
+        try:
+            check(reader, samples)
+        except AssertionError as error:
+            raise AssertionError(f"{check.__name__} failed for reader {getattr(reader, 'name', reader)!r}: {error}") from None
+        passed.append(check.__name__)
+    return passed
+
+
+# ------------------------------------------------------------------------------ pytest helpers
+class _Built:
+    """A classifier built on first use and shared by the checks of one parametrization."""
+
+    def __init__(self, name, factory, options):
+        self.name, self._factory, self._options, self._classifier = name, factory, options, None
+
+    def get(self):
+        if self._classifier is None:
+            self._classifier = self._factory(**self._options)
+        return self._classifier
+
+    def __repr__(self):
+        return self.name
+
+
+class _BoundCheck:
+    """``check(classifier)``: one check of the suite with its inputs, failing with its name."""
+
+    def __init__(self, check, inputs):
+        self.check, self._inputs = check, inputs
+        self.__name__ = check.__name__
+
+    def __call__(self, subject):
+        target = subject.get() if isinstance(subject, _Built) else subject
+        inputs = self._inputs() if callable(self._inputs) else self._inputs
+        try:
+            self.check(target, inputs)
+        except AssertionError as error:
+            raise AssertionError(f"{self.check.__name__} failed for {getattr(target, 'name', target)!r}: {error}") from None
+
+    def __repr__(self):
+        return self.__name__
+
+
+def _named(things):
+    if isinstance(things, dict):
+        return list(things.items())
+    return [(getattr(thing, "name", None) or getattr(thing, "__name__", None) or repr(thing), thing) for thing in things]
+
+
+def parametrize_with_checks(classifiers, inputs=None, **options):
+    """``pytest.mark.parametrize("classifier, check", ...)``: one test per (classifier, check) of
+    ``CHECKS``, ids ``"<name>-<check>"``. ``classifiers``: ``{name: factory}`` or a list of
+    factories; each is built once, with ``options``, when its first check runs. Call
+    ``check(classifier)`` in the test."""
+    import pytest
+
+    shared_inputs = list(inputs) if inputs is not None else functools.lru_cache(maxsize=1)(default_inputs)
+    params, ids = [], []
+    for name, factory in _named(classifiers):
+        built = _Built(str(name), factory, options)
+        for check in CHECKS:
+            params.append((built, _BoundCheck(check, shared_inputs)))
+            ids.append(f"{name}-{check.__name__}")
+    return pytest.mark.parametrize("classifier, check", params, ids=ids)
+
+
+def parametrize_with_reader_checks(readers):
+    """``pytest.mark.parametrize("reader, check", ...)``: one test per (reader, check) of
+    ``READER_CHECKS``; ``readers`` is ``{name: (reader, [sample paths])}``. Call ``check(reader)``."""
+    import pytest
+
+    params, ids = [], []
+    for name, (reader, samples) in readers.items():
+        samples = [str(sample) for sample in samples]
+        for check in READER_CHECKS:
+            params.append((reader, _BoundCheck(check, samples)))
+            ids.append(f"{name}-{check.__name__}")
+    return pytest.mark.parametrize("reader, check", params, ids=ids)

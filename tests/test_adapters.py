@@ -247,3 +247,28 @@ def test_arrays_do_not_import_pymatgen_or_xrayutilities():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+@pytest.mark.parametrize("shape", [(9001, 4), (4, 9001), (5, 5)])
+def test_arrays_of_no_pattern_shape_are_refused_by_shape(shape):
+    from csn_plugin.adapters import to_pattern
+    from csn_plugin.errors import PatternError
+
+    with pytest.raises(PatternError) as caught:
+        to_pattern(np.ones(shape))
+    assert f"got shape {shape}" in str(caught.value) and "(N, 2) or (N, 3)" in str(caught.value)
+
+
+def test_huge_cell_structure_file_is_a_pattern_error(tmp_path):
+    from csn_plugin.adapters import to_pattern
+    from csn_plugin.errors import PatternError
+
+    path = tmp_path / "huge.cif"
+    path.write_text(
+        "data_h\n_cell_length_a 300\n_cell_length_b 300\n_cell_length_c 300\n_cell_angle_alpha 90\n_cell_angle_beta 90\n"
+        "_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nNa1 Na 0 0 0\n"
+    )
+    with pytest.raises(PatternError) as caught:
+        to_pattern(path)
+    assert str(caught.value).startswith(f"{path}: the cell (a=300 b=300 c=300 A")

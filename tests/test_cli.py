@@ -3,9 +3,11 @@
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -258,3 +260,154 @@ def test_prior_caveat_is_a_python_warning(model_with_prior_caveat):
 
     with pytest.warns(PriorWarning, match="rare groups are over-scored"):
         SpaceGroupClassifier(model=model_with_prior_caveat, device="cpu", prior="uniform")
+
+
+# ------------------------------------------------------------- streamed batches and bad inputs
+HUGE_CELL_CIF = """data_huge
+_cell_length_a 3000
+_cell_length_b 3000
+_cell_length_c 3000
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Na1 Na 0 0 0
+Cl1 Cl 0.5 0.5 0.5
+"""
+
+
+@pytest.mark.parametrize("output_format", ["json", "jsonl"])
+def test_a_huge_cell_in_a_batch_costs_only_its_own_answer(tmp_path, model_args, second_pattern, output_format):
+    huge = tmp_path / "huge.cif"
+    huge.write_text(HUGE_CELL_CIF)
+    sources = [str(EXAMPLE_PATTERN), str(huge), str(second_pattern)]
+    result = run("classify", *sources, "--format", output_format, "-k", 2, *model_args)
+    assert result.exit_code == 1
+    if output_format == "json":
+        records = json.loads(result.stdout)
+    else:
+        records = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert [record["source"] for record in records] == sources
+    assert "predictions" in records[0] and "predictions" in records[2]
+    assert set(records[1]) == {"source", "error"}
+    assert records[1]["error"].startswith(f"{huge}: the cell (a=3000 b=3000 c=3000 A")
+    assert "Traceback" not in result.stderr
+
+
+def test_json_array_is_written_record_by_record_with_the_same_text():
+    from csn_plugin.cli.classify import _JsonArray
+
+    for records in ([], [{"source": "a.xy", "error": "a.xy: bad"}],
+                    [{"source": "a", "predictions": [{"space_group": 1, "probability": 0.5}]}, {"source": "b", "x": [1, {"y": None}]}]):
+        stream = io.StringIO()
+        writer = _JsonArray(stream)
+        for record in records:
+            writer.write(record)
+        writer.close()
+        assert stream.getvalue() == json.dumps(records, indent=2) + "\n"
+
+
+def test_csv_with_a_file_name_that_is_not_utf8(tmp_path, model_args):
+    folder = os.fsencode(tmp_path)
+    good = os.fsdecode(os.path.join(folder, b"caf\xe9.xy"))
+    bad = os.fsdecode(os.path.join(folder, b"bad\xff.xy"))
+    shutil.copy(EXAMPLE_PATTERN, good)
+    Path(bad).write_text("not a pattern\n")
+    executable = shutil.which("csn")
+    if executable is None:
+        pytest.skip("the csn console script is not on PATH (package not installed)")
+    done = subprocess.run([executable, "classify", good, bad, "--format", "csv", "-k", "1", *map(str, model_args)],
+                          capture_output=True, timeout=300, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert done.returncode == 1, done.stderr.decode(errors="replace")
+    assert b"Traceback" not in done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout.decode("utf-8"))))
+    assert [row["source"] for row in rows] == [f"{tmp_path}/caf\\xe9.xy", f"{tmp_path}/bad\\xff.xy"]
+    assert rows[0]["space_group"] and not rows[0]["error"]
+    assert rows[1]["error"].startswith(f"{tmp_path}/bad\\xff.xy: ")
+
+
+def test_odd_names_become_error_entries(tmp_path, model_args):
+    newline = tmp_path / "two\nlines.xy"
+    newline.write_text("")
+    sources = ["", str(newline), "/dev/null", str(EXAMPLE_PATTERN)]
+    result = run("classify", *sources, "--format", "jsonl", "-k", 1, *model_args)
+    assert result.exit_code == 1
+    records = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(records) == 4
+    assert records[0]["error"] == "'' (empty file name): no file name given"
+    assert records[1]["source"] == f"{tmp_path}/two\\nlines.xy" and records[1]["error"].endswith("the file is empty")
+    assert records[2]["error"] == "/dev/null: is a device or socket, not a regular file: save the data to a file and give its name"
+    assert "predictions" in records[3]
+
+
+def test_reader_warnings_reach_stderr_and_the_record(tmp_path, model_args):
+    data = np.loadtxt(EXAMPLE_PATTERN)
+    cut = tmp_path / "cut.xy"
+    cut.write_text("\n".join(f"{x:.2f} {y:.1f}" for x, y in data) + "\n89.99")
+    result = run("classify", str(cut), "--format", "json", "-k", 1, *model_args)
+    assert result.exit_code == 0
+    record = json.loads(result.stdout)[0]
+    assert "predictions" in record
+    assert record["warnings"] == [f"line {len(data) + 1} is cut ('89.99'): read the data up to line {len(data)}, the file may be truncated"]
+    assert f"warning: {cut}: line {len(data) + 1} is cut" in result.stderr
+
+
+@pytest.mark.slow
+def test_jsonl_lines_appear_as_the_batch_goes(tmp_path, model_args):
+    """The first file's line arrives while a later, slow file (a 2-million-point scan) is still
+    being read: output is written chunk by chunk, not at the end."""
+    executable = shutil.which("csn")
+    if executable is None:
+        pytest.skip("the csn console script is not on PATH (package not installed)")
+    slow = tmp_path / "slow.xy"
+    angles = np.linspace(5, 90, 2_000_000)
+    with open(slow, "w") as handle:
+        for start in range(0, len(angles), 200_000):
+            block = angles[start:start + 200_000]
+            handle.write("\n".join(f"{x:.6f} {100 + 50 * np.sin(x) ** 2:.2f}" for x in block) + "\n")
+    command = [executable, "classify", str(EXAMPLE_PATTERN), str(slow), "--format", "jsonl", "--batch-size", "1",
+               "-k", "1", *map(str, model_args)]
+    started = time.perf_counter()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as child:
+        first = child.stdout.readline()
+        first_at = time.perf_counter() - started
+        rest = child.stdout.read()
+        child.wait()
+    total = time.perf_counter() - started
+    assert json.loads(first)["source"] == str(EXAMPLE_PATTERN)
+    assert json.loads(rest)["source"] == str(slow)
+    assert total - first_at > 1.0, (first_at, total)  # the slow file was read after the first line was out
+
+
+def test_batches_keep_memory_flat(tmp_path, model_args):
+    """Patterns and records are not kept: RSS after 600 files is close to RSS after 60."""
+    executable = shutil.which("csn")
+    if executable is None:
+        pytest.skip("the csn console script is not on PATH (package not installed)")
+    data = np.loadtxt(EXAMPLE_PATTERN)[::4]
+    text = "\n".join(f"{x:.2f} {y:.0f}" for x, y in data)
+    paths = []
+    for index in range(600):
+        path = tmp_path / f"p{index:04d}.xy"
+        path.write_text(text)
+        paths.append(path.name)
+    code = (
+        "import resource, subprocess, sys\n"
+        "count = int(sys.argv[1])\n"
+        "subprocess.run(['csn', 'classify', *sys.argv[2:2 + count], '--format', 'jsonl', '--batch-size', '32',"
+        " *sys.argv[2 + count:]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    peaks = {}
+    for count in (60, 600):
+        done = subprocess.run([sys.executable, "-c", code, str(count), *paths[:count], *map(str, model_args)],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        peaks[count] = int(done.stdout.strip()) / 1024
+    assert peaks[600] - peaks[60] < 40, peaks  # MiB: ten times the files, (almost) no more memory

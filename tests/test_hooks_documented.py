@@ -44,3 +44,42 @@ def test_hook_is_used_by_a_test(name):
         if path.resolve() != this and name in path.read_text()
     ]
     assert users, f"no test (other than {this.name}) exercises {name}"
+
+
+# ------------------------------------------------------------------------ the contract Protocols
+def contract_protocols():
+    return [name for name, cls in inspect.getmembers(specs, inspect.isclass) if getattr(cls, "_is_protocol", False)]
+
+
+def test_contract_protocols_are_written_and_documented():
+    names = contract_protocols()
+    assert {"ClassifierFactory", "Classifier", "ClassificationResultLike", "PatternReader"} <= set(names)
+    text = HOST_DOCS.read_text()
+    for name in names:
+        assert f"`{name}`" in text or name in text, f"{name} is not documented in {HOST_DOCS.relative_to(REPO)}"
+
+
+def test_factory_keywords_are_those_of_csns_classifier():
+    """The Protocol's keyword options and defaults are SpaceGroupClassifier's own (written once)."""
+    from csn_plugin.classifier import SpaceGroupClassifier
+
+    protocol = inspect.signature(specs.ClassifierFactory.__call__).parameters
+    keywords = {n: p.default for n, p in protocol.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    assert set(keywords) == {"model", "device", "prior"}
+    actual = inspect.signature(SpaceGroupClassifier.__init__).parameters
+    assert {n: actual[n].default for n in keywords} == keywords
+
+
+def test_csns_own_objects_satisfy_the_protocols():
+    import numpy as np
+
+    from csn_plugin.hooks.builtin import csn_classifier
+    from csn_plugin.readers import BUILTIN_READERS
+    from csn_plugin.result import ClassificationResult, SpaceGroupPrediction
+
+    assert isinstance(csn_classifier, specs.ClassifierFactory)
+    assert all(isinstance(reader, specs.PatternReader) for reader in BUILTIN_READERS.values())
+    result = ClassificationResult("x", [SpaceGroupPrediction(1, "P1", 1.0)], np.eye(230)[0], {"triclinic": 1.0}, {"aP": 1.0})
+    assert isinstance(result, specs.ClassificationResultLike)
+    assert isinstance(result.predictions[0], specs.SpaceGroupPredictionLike)
+    assert not isinstance(object(), specs.PatternReader) and not isinstance(object(), specs.Classifier)

@@ -175,3 +175,37 @@ def test_corrupted_valid_pattern_is_refused(start, step, count, bad_index, kind)
     expected = {"nan": "NaN", "inf": "NaN", "repeat": "repeated", "swap": "not sorted", "length": "lengths differ"}
     with pytest.raises(PatternError, match=expected[kind]):
         Pattern(two_theta, intensity, wavelength=1.5406, source="corrupt")
+
+
+def test_intensities_near_the_float_limit_resample_like_ordinary_ones(measured):
+    from csn_plugin.grid import ModelGrid
+
+    two_theta, intensity = measured
+    grid = ModelGrid()
+    plain, mask = grid.resample(two_theta, intensity)
+    huge, huge_mask = grid.resample(two_theta, intensity / intensity.max() * 1e308)
+    assert np.isfinite(huge).all() and huge.max() == 1.0
+    np.testing.assert_allclose(huge, plain, atol=1e-6)
+    assert np.array_equal(mask, huge_mask)
+
+
+def test_narrow_scan_is_too_narrow_not_a_wavelength_problem():
+    two_theta = np.linspace(13.75, 14.40, 131)
+    intensity = 10 + np.exp(-((two_theta - 14.1) / 0.05) ** 2)
+    with pytest.raises(PatternError) as caught:
+        Pattern(two_theta, intensity, source="rocking.xy")
+    message = str(caught.value)
+    assert message.startswith("rocking.xy: the scan covers only 0.65 deg 2theta (13.75-14.4 deg): too narrow to classify")
+    assert "wavelength right" not in message
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda x, y: (x, y + 0j), "intensities are complex numbers"),
+    (lambda x, y: (x + 0j, y), "angles are complex numbers"),
+    (lambda x, y: (x, np.ma.masked_greater(y, 1e9)), "intensities are a masked array"),
+    (lambda x, y: (np.ma.masked_array(x), y), "angles are a masked array"),
+])
+def test_arrays_that_cannot_be_meant_are_refused(measured, make, expected):
+    two_theta, intensity = make(*measured)
+    with pytest.raises(PatternError, match=expected):
+        Pattern(two_theta, intensity)

@@ -2,6 +2,7 @@
 property-based text parsing, and bad files -> one-line PatternError naming the file."""
 
 import json
+import os
 import re
 import shutil
 import struct
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csn_plugin.errors import PatternError
+from csn_plugin.errors import PatternError, PatternWarning
 from csn_plugin.pattern import Pattern
 from csn_plugin.readers import BUILTIN_READERS, Reader, read_pattern
 from csn_plugin.readers.base import number_and_esd, wavelength_in_text
@@ -543,3 +544,169 @@ def test_extra_reader_is_used_and_its_failures_wrapped(tmp_path, rruff):
     broken.write_text(json.dumps({"angles": [1, 2]}))
     with pytest.raises(PatternError, match=r"broken\.json: could not read as json: 'two_theta'"):
         read_pattern(broken, readers=readers)
+
+
+# ------------------------------------------------------------ parsers: linear time, libraries
+def _seconds(function, *args):
+    import time
+
+    started = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("parser", ["parse_cif", "parse_cif_tolerant"])
+def test_cif_parsers_are_linear_in_a_long_token(parser):
+    """A 40,000-digit token took 88 s (the esd regex backtracked quadratically); now 40,000 and
+    80,000 digits both take milliseconds (bounds generous for loaded CI machines)."""
+    from csn_plugin.readers import pdcif
+
+    parse = getattr(pdcif, parser)
+
+    def cif(digits):
+        return "data_x\nloop_\n_pd_meas_2theta_scan\n_pd_meas_counts_total\n10.0 " + "8" * digits + "(" + "9" * digits + ")\n"
+
+    def read(text):
+        block = parse(text)[0]
+        return [pdcif._number(value) for value in block.values("_pd_meas_counts_total")]
+
+    small, large = _seconds(read, cif(40_000)), _seconds(read, cif(80_000))
+    assert large < 5.0 and small < 5.0
+    assert np.isnan(read(cif(40_000))[0][0])  # not a number: dropped like '?'
+
+
+def test_text_reader_is_linear_in_blank_runs(tmp_path):
+    """30,000 spaces (or blanks before a comma) between columns hung the reader (the comma regex
+    retried every run of blanks); now 300 such lines read in well under a second (bound generous
+    for loaded CI machines)."""
+    x = np.linspace(10, 80, 300)
+    times = {}
+    for width in (30_000, 60_000):
+        path = tmp_path / f"wide{width}.csv"
+        path.write_text("\n".join(f"{a:.3f}{' ' * width},{100 + 10 * np.sin(a):.2f}" for a in x))
+        times[width] = _seconds(read, path)
+    assert times[60_000] < 15.0 and times[30_000] < 15.0
+    assert np.allclose(read(tmp_path / "wide30000.csv").two_theta, np.round(x, 3))
+
+
+def test_gemmi_and_the_tolerant_tokenizer_agree_on_real_pdcifs():
+    from csn_plugin.readers import pdcif
+    from csn_plugin.readers.base import read_text
+
+    pytest.importorskip("gemmi")
+    files = sorted(PDCIF.glob("*.cif"))
+    assert files
+    for path in files:
+        text = read_text(path)
+        ours, theirs = pdcif.parse_cif_tolerant(text), pdcif.parse_cif(text)
+        assert [block.name for block in ours] == [block.name for block in theirs]
+        for mine, gemmis in zip(ours, theirs):
+            assert mine.items == gemmis.items and mine.loops == gemmis.loops, (path.name, mine.name)
+
+
+def test_sniffing_reads_a_bounded_head_of_a_huge_sparse_file(tmp_path):
+    """A 2 GiB sparse file is refused by its size before any reader reads it (RSS stays low)."""
+    import resource
+
+    path = tmp_path / "sparse.dat"
+    with open(path, "wb") as handle:
+        handle.write(b"10.0 1\n10.1 2\n10.2 3\n10.3 4\n")
+        handle.truncate(2 * 2**30)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(PatternError, match=r"the file is 2 GiB, larger than the 256 MiB a pattern reader accepts"):
+        read(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+
+
+def test_zip_bomb_members_are_refused_before_decompression(tmp_path):
+    import resource
+
+    from csn_plugin.readers import MAX_MEMBER_BYTES
+
+    for name, member in (("bomb.rasx", "Data0/Profile0.txt"), ("bomb.brml", "Experiment0/RawData0.xml")):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            with archive.open(member, "w", force_zip64=True) as handle:
+                block = b"0" * 2**20
+                for _ in range(1024):  # 1 GiB of zeros, about 1 MB compressed
+                    handle.write(block)
+        assert path.stat().st_size < 5 * 2**20
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with pytest.raises(PatternError) as caught:
+            read(path)
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 2 * MAX_MEMBER_BYTES // 1024
+        assert str(caught.value) == (
+            f"{path}: archive member '{member}' unpacks to 1 GiB, more than the 64 MiB accepted (a zip bomb?)"
+        )
+
+
+@pytest.mark.parametrize("header, value", [
+    ("# Wavelength (Cu Ka1) = 1.5406 A", 1.5406),
+    ("# Lambda1 = 1.5406", 1.5406),
+    ("# Wavelength: Mo Ka1", 0.7093),
+])
+def test_header_wavelength_numbers_are_read_whole(tmp_path, rruff, header, value):
+    two_theta, intensity = rruff
+    path = tmp_path / "header.xy"
+    path.write_text(header + "\n" + "\n".join(f"{x:.2f} {y:.1f}" for x, y in zip(two_theta, intensity)))
+    pattern = read(path)
+    assert pattern.wavelength == pytest.approx(value) and pattern.metadata["wavelength_source"] == "file"
+    named = "CuKa1" if value > 1 else "MoKa1"
+    assert read(path, wavelength=named).wavelength == pytest.approx(value)  # the name no longer conflicts
+
+
+def test_thousands_separators_and_decimal_commas_by_column(tmp_path, rruff):
+    two_theta, intensity = rruff
+    counts = np.round(intensity * 10 + 1000)
+    thousands = tmp_path / "thousands.xy"
+    thousands.write_text("\n".join(f"{x:.2f} {y:,.0f}" for x, y in zip(two_theta, counts)))
+    assert np.array_equal(read(thousands).intensity, counts)
+    decimal = tmp_path / "decimal.xy"
+    decimal.write_text("\n".join(f"{x:.2f} {y / 1000:.3f}".replace(".", ",") for x, y in zip(two_theta, counts)))
+    assert np.allclose(read(decimal).intensity, [float(f"{y / 1000:.3f}") for y in counts])
+
+
+def test_index_first_column_is_refused(tmp_path, rruff):
+    two_theta, intensity = rruff
+    path = tmp_path / "index.xy"
+    path.write_text("\n".join(f"{i} {y:.1f}" for i, y in enumerate(intensity)))
+    with pytest.raises(PatternError, match=r"the first column counts the points \(0, 1, 2, \.\.\."):
+        read(path)
+
+
+def test_cut_file_is_read_up_to_the_damaged_line(tmp_path, rruff):
+    two_theta, intensity = rruff
+    path = tmp_path / "cut.xy"
+    lines = [f"{x:.2f} {y:.1f}" for x, y in zip(two_theta, intensity)]
+    path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:4])
+    with pytest.warns(PatternWarning, match=rf"line {len(lines)} is cut \({lines[-1][:4]!r}\): read the data up to line {len(lines) - 1}"):
+        pattern = read(path)
+    assert len(pattern) == len(lines) - 1 and pattern.metadata["warnings"]
+
+
+def test_utf16_with_bom_is_read(tmp_path, rruff):
+    two_theta, intensity = rruff
+    path = tmp_path / "utf16.xy"
+    path.write_text("\n".join(f"{x:.2f} {y:.1f}" for x, y in zip(two_theta, intensity)), encoding="utf-16")
+    assert np.allclose(read(path).intensity, np.round(intensity, 1))
+
+
+def test_ras_without_int_end_is_read_with_a_warning(tmp_path, rruff):
+    two_theta, intensity = rruff
+    path = tmp_path / "cut.ras"
+    path.write_text("*RAS_DATA_START\n*RAS_HEADER_START\n*HW_XG_WAVE_LENGTH_ALPHA1 \"1.540593\"\n*RAS_HEADER_END\n"
+                    "*RAS_INT_START\n" + "\n".join(f"{x:.4f} {y:.1f} 1.0" for x, y in zip(two_theta, intensity)))
+    with pytest.warns(PatternWarning, match=r"no \*RAS_INT_END after the last data block"):
+        pattern = read(path)
+    assert len(pattern) == len(two_theta) and pattern.wavelength == pytest.approx(1.540593)
+
+
+def test_pipes_and_devices_are_refused_by_name(tmp_path):
+    fifo = tmp_path / "pipe.xy"
+    os.mkfifo(fifo)
+    with pytest.raises(PatternError, match=r"pipe\.xy: is a pipe, not a regular file"):
+        read(fifo)  # refused without opening: a read would block
+    with pytest.raises(PatternError, match=r"^/dev/stdin: is a (pipe|device or socket)|^/dev/stdin: no such file"):
+        read("/dev/stdin")
+    with pytest.raises(PatternError, match=r"^'' \(empty file name\): no file name given$"):
+        read("")

@@ -53,7 +53,8 @@ def comparison_structures():
 
     - AFLOW prototypes (pymatgen): per crystal system (from the space group in the AFLOW label),
       5 entries of at most 200 sites at evenly spaced ranks of (sites, label);
-    - robocrys minerals: every 20th by mineral name;
+    - robocrys minerals: every 20th by mineral name (only with the optional extra
+      ``csn-plugin[minerals]``; without it the set has no minerals);
     - pyxtal's database CIFs: every 6th readable file by name with at most 220 sites, plus every
       such file with 100 or more sites;
     - pyxtal random crystals (seed 7) in P-1, P2_1/c, R-3 and P1;
@@ -61,8 +62,9 @@ def comparison_structures():
     """
     import pymatgen.analysis.prototypes as prototypes
     import pyxtal
-    import robocrys
     from pymatgen.core import Structure
+
+    from csn_plugin.structures import mineral_db_path
 
     picks = []
     aflow_path = Path(prototypes.__file__).parent / "aflow_prototypes.json.gz"
@@ -80,11 +82,12 @@ def comparison_structures():
             aflow_picks.append((f"aflow:{label}", structure))
     picks += aflow_picks
 
-    minerals = json.loads(gzip.open(Path(robocrys.__file__).parent / "condense" / "mineral_db.json.gz").read())
-    column = {name: i for i, name in enumerate(minerals["columns"])}
-    rows = sorted(minerals["data"], key=lambda row: row[column["mineral"]])
-    for row in rows[::20]:
-        picks.append((f"mineral:{row[column['mineral']]}", Structure.from_dict(row[column["structure"]])))
+    if mineral_db_path() is not None:
+        minerals = json.loads(gzip.open(mineral_db_path()).read())
+        column = {name: i for i, name in enumerate(minerals["columns"])}
+        rows = sorted(minerals["data"], key=lambda row: row[column["mineral"]])
+        for row in rows[::20]:
+            picks.append((f"mineral:{row[column['mineral']]}", Structure.from_dict(row[column["structure"]])))
 
     readable = []
     for path in sorted((Path(pyxtal.__file__).parent / "database" / "cifs").glob("*.cif")):
@@ -403,3 +406,54 @@ def test_cli_bad_structure_file_is_one_line_error(tmp_path, content):
     assert result.exception is None or isinstance(result.exception, SystemExit)
     message = result.output.strip()
     assert message.startswith(f"Error: {path}: ") and "\n" not in message and "Traceback" not in message
+
+
+@pytest.mark.parametrize("a", [300.0, 3000.0])
+def test_huge_cells_are_refused_before_allocating(a):
+    """a = 300 A or 3000 A: a clear error naming the cell, at once, instead of a box of
+    hundreds of GB (the bound is checked before any reciprocal-space array exists)."""
+    import resource
+    import time
+
+    from csn_plugin.simulate import MAX_REFLECTIONS, ReflectionLimitError, simulate_reflections
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    with pytest.raises(ReflectionLimitError) as caught:
+        simulate_reflections(np.eye(3) * a, [[0, 0, 0], [0.5, 0.5, 0.5]], [11, 17])
+    assert time.perf_counter() - started < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # KiB
+    message = str(caught.value)
+    assert f"a={a:g} b={a:g} c={a:g} A" in message and f"{MAX_REFLECTIONS:,}" in message
+
+
+def test_large_but_allowed_cell_is_simulated():
+    from csn_plugin.simulate import MAX_REFLECTIONS, simulate_reflections
+
+    reflections = simulate_reflections(np.eye(3) * 40.0, [[0, 0, 0]], [6], d_min=1.0)
+    # every d of a primitive cubic cell is a / sqrt(h^2 + k^2 + l^2)
+    assert reflections.d.max() == pytest.approx(40.0)
+    assert 0 < len(reflections) < MAX_REFLECTIONS
+
+
+def test_unknown_element_in_a_cif_is_named(tmp_path):
+    from csn_plugin.simulate import StructureError, simulate_peaks
+
+    path = tmp_path / "qq.cif"
+    path.write_text(
+        "data_q\n_cell_length_a 5\n_cell_length_b 5\n_cell_length_c 5\n_cell_angle_alpha 90\n_cell_angle_beta 90\n"
+        "_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\nloop_\n_atom_site_label\n_atom_site_type_symbol\n"
+        "_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\nQq1 Qq 0 0 0\n"
+    )
+    with pytest.raises(StructureError) as caught:
+        simulate_peaks(path)
+    assert str(caught.value) == f"{path}: unknown element 'Qq' (site 1): not in the periodic table"
+
+
+def test_nonsense_atomic_numbers_are_refused():
+    from csn_plugin.simulate import simulate_reflections
+
+    with pytest.raises(ValueError, match=r"Z=-5: not an element"):
+        simulate_reflections(np.eye(3) * 4, [[0, 0, 0]], [-5])
+    with pytest.raises(ValueError, match=r"whole numbers"):
+        simulate_reflections(np.eye(3) * 4, [[0, 0, 0]], [np.nan])

@@ -174,3 +174,81 @@ def test_sample_structure_mixes_sources():
     share_real = (sources["real"] + sources["variant"]) / sum(sources.values())
     assert 0.12 < share_real < 0.45, sources
     assert sources["random"] > sources["variant"] > sources["real"] > 0
+
+
+# ------------------------------------------------------------------------- optional minerals, cache
+def test_real_pool_sources_follow_the_optional_minerals_extra():
+    pool = structures.real_structures()
+    prefixes = {real.name.split(":")[0] for real in pool}
+    assert {"aflow", "pyxtal"} <= prefixes  # declared dependencies: always there
+    has_minerals = structures.mineral_db_path() is not None
+    assert ("mineral" in prefixes) == has_minerals
+    assert ("mineral" in structures.real_structure_sources()) == has_minerals
+
+
+def test_missing_minerals_extra_is_reported_naming_the_extra(monkeypatch):
+    """Without robocrys the pool is still built, with one warning that names the extra."""
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "robocrys" else real_find_spec(name, *a))
+    assert structures.mineral_db_path() is None
+    with pytest.warns(structures.MineralsMissingWarning, match=r'csn-plugin\[minerals\]'):
+        raw = structures._raw_real_structures()
+    assert raw and not any(name.startswith("mineral:") for name, *_ in raw)
+
+
+class _Payload:
+    """Unpickling this creates a directory: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.marker,))
+
+
+def _fresh_pool(monkeypatch, cache_dir, max_atoms=12):
+    monkeypatch.setenv("CSN_CACHE_DIR", str(cache_dir))
+    structures._real_pool.cache_clear()
+    try:
+        return structures._real_pool(max_atoms)
+    finally:
+        structures._real_pool.cache_clear()
+
+
+def test_pool_cache_round_trips_as_plain_arrays(tmp_path, monkeypatch):
+    built = _fresh_pool(monkeypatch, tmp_path)
+    path = structures._pool_cache_path(12)
+    assert path.suffix == ".npz" and path.parent == tmp_path and path.is_file()
+    with np.load(path, allow_pickle=False) as data:  # no object arrays inside
+        assert all(data[name].dtype != object for name in data.files)
+    loaded = structures.load_pool(path)
+    assert len(loaded) == len(built) > 20
+    for a, b in zip(built, loaded):
+        assert a.name == b.name and a.space_group == b.space_group
+        for field in ("lattice", "frac_coords", "atomic_numbers", "rotations", "translations", "permutations"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=f"{a.name} {field}")
+    assert _fresh_pool(monkeypatch, tmp_path)[0].name == built[0].name  # read back from the cache
+
+
+@pytest.mark.parametrize("planted", ["pickle", "object-array-npz"])
+def test_planted_cache_file_is_not_executed(tmp_path, monkeypatch, planted):
+    import pickle
+
+    monkeypatch.setenv("CSN_CACHE_DIR", str(tmp_path))
+    path = structures._pool_cache_path(12)
+    marker = tmp_path / "code-was-executed"
+    if planted == "pickle":
+        path.write_bytes(pickle.dumps((_Payload(marker),)))
+    else:  # a well-formed npz whose arrays are pickled objects
+        with open(path, "wb") as handle:
+            np.savez(handle, version=np.array(structures.POOL_VERSION), names=np.array([_Payload(marker)], dtype=object))
+    for legacy in tmp_path.glob("*.npz"):  # the pickle cache of earlier versions, at its old name too
+        legacy.with_suffix(".pkl").write_bytes(pickle.dumps((_Payload(marker),)))
+    pool = _fresh_pool(monkeypatch, tmp_path)
+    assert not marker.exists()
+    assert len(pool) > 20 and all(isinstance(real, structures.RealStructure) for real in pool)
+    assert len(structures.load_pool(path)) == len(pool)  # the planted file was replaced by a real cache

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import CsnError, PatternError
 from ..wavelengths import resolve_wavelength
-from .base import Reader, looks_binary, read_head
+from .base import MAX_FILE_BYTES, MAX_MEMBER_BYTES, Reader, check_file, looks_binary, read_head
 from .bruker import BrmlReader, BrukerRawReader
 from .chi import ChiReader
 from .gsas import GsasReader
@@ -21,7 +21,10 @@ from .rigaku import RasReader, RasxReader
 from .text import TextReader
 from .xrdml import XrdmlReader
 
-__all__ = ["Reader", "BUILTIN_READERS", "read_pattern", "available_readers", "WAVELENGTH_TOLERANCE"]
+__all__ = [
+    "Reader", "BUILTIN_READERS", "read_pattern", "available_readers", "WAVELENGTH_TOLERANCE",
+    "MAX_FILE_BYTES", "MAX_MEMBER_BYTES",
+]
 
 # name -> reader; the order is the order in which readers are asked.
 BUILTIN_READERS = {
@@ -70,17 +73,7 @@ def read_pattern(path, wavelength=None, format=None, readers=None):
             wavelength = resolve_wavelength(wavelength)
         except ValueError as error:
             raise PatternError(source, str(error)) from None
-    if not path.exists():
-        raise PatternError(source, "no such file")
-    if path.is_dir():
-        raise PatternError(source, "is a directory, not a pattern file")
-    try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise PatternError(source, f"cannot read: {error.strerror or error}") from None
-    if size == 0:
-        raise PatternError(source, "the file is empty")
-
+    check_file(source)  # regular file, not empty, within MAX_FILE_BYTES: before any reader opens it
     if format is not None:
         reader = readers.get(format) or readers.get(str(format).lower())
         if reader is None:
@@ -110,8 +103,37 @@ def read_pattern(path, wavelength=None, format=None, readers=None):
         except PatternError as error:
             errors.append(error)
             continue
-        return _settle_wavelength(pattern, wavelength, source, reader.name)
+        try:
+            pattern = _settle_wavelength(pattern, wavelength, source, reader.name)
+        except PatternError as error:
+            if pattern.metadata.get("unlabelled_axis") and float(pattern.two_theta[-1]) <= Q_LIKE_MAX:
+                raise PatternError(
+                    source, f"{error.problem} (or is the first column Q in 1/A or d in A? convert it to 2theta)"
+                ) from None
+            raise
+        _check_q_like(pattern)
+        return pattern
     raise errors[0]
+
+
+# An unlabelled first column that ends below this many degrees at a lab wavelength (>= 1 A) is
+# more likely Q (1/A, 0.5-8 for a Cu scan) than a 2theta scan.
+Q_LIKE_MAX = 12.0
+
+
+def _check_q_like(pattern):
+    """Warn (PatternWarning) when an unlabelled first column looks like Q rather than 2theta."""
+    from .text import warn_pattern
+
+    if not pattern.metadata.get("unlabelled_axis") or pattern.wavelength < 1.0:
+        return
+    low, high = float(pattern.two_theta[0]), float(pattern.two_theta[-1])
+    if high <= Q_LIKE_MAX and not pattern.metadata.get("reversed"):
+        warn_pattern(
+            pattern,
+            f"the first column runs {low:g}-{high:g}: at {pattern.wavelength:g} A that is a 2theta scan ending at "
+            f"{high:g} deg, more likely Q (1/A); if so, convert it to 2theta (or give the wavelength)",
+        )
 
 
 def _guess(reader, path):
@@ -133,8 +155,10 @@ def _read(reader, path, source):
         raise PatternError(source, str(error)) from None
     except MemoryError:
         raise PatternError(source, f"could not read as {reader.name}: out of memory") from None
+    except RecursionError:
+        raise PatternError(source, f"could not read as {reader.name}: nested too deeply") from None
     except Exception as error:  # parsers raise anything on malformed files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise PatternError(source, f"could not read as {reader.name}: {reason}") from None
     pattern.source = source
     pattern.metadata.setdefault("format", reader.name)

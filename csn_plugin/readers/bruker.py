@@ -8,13 +8,12 @@ several ranges is read, and only coupled 2theta/theta or detector scans are acce
 
 import re
 import struct
-import xml.etree.ElementTree as ElementTree
 import zipfile
 
 import numpy as np
 
 from ..errors import PatternError
-from .base import Reader, read_head
+from .base import Reader, parse_xml, read_bytes, read_head, read_member
 
 _RAW_DATA = re.compile(r"^Experiment\d+/RawData(\d+)\.xml$", re.IGNORECASE)
 
@@ -32,6 +31,14 @@ def _value(element, name):
             except (TypeError, ValueError):
                 return None
     return None
+
+
+def _is_float(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class BrmlReader(Reader):
@@ -54,7 +61,7 @@ class BrmlReader(Reader):
             )
             if not names:
                 raise PatternError(source, "no Experiment*/RawData*.xml in the archive")
-            roots = [ElementTree.fromstring(archive.read(name)) for name in names]
+            roots = [parse_xml(read_member(archive, name, source), source, "brml") for name in names]
         metadata = {"instrument": "Bruker"}
         curves = [self._scan(root, source, metadata) for root in roots]
         two_theta, intensity = curves[0]
@@ -93,7 +100,17 @@ class BrmlReader(Reader):
         rows = [node.text for node in root.iter() if _local(node.tag) == "Datum"]
         if not rows:
             raise PatternError(source, "no Datum rows in the raw data")
-        table = np.array([[float(value) for value in row.split(",")] for row in rows])
+        try:
+            parsed = [[float(value) for value in (row or "").split(",")] for row in rows]
+        except ValueError:
+            bad = next(row for row in rows if not all(_is_float(value) for value in (row or "").split(",")))
+            raise PatternError(source, f"a Datum row is not numbers: {(bad or '')[:60]!r}") from None
+        widths = {len(row) for row in parsed}
+        if len(widths) > 1:
+            width = max(widths, key=[len(row) for row in parsed].count)
+            parsed = [row for row in parsed if len(row) == width]
+            metadata["dropped_rows"] = len(rows) - len(parsed)
+        table = np.array(parsed)
         angle_column, count_column, factor_column = None, None, None
         for view in (node for node in root.iter() if _local(node.tag) == "RawDataView"):
             kind = view.get("{http://www.w3.org/2001/XMLSchema-instance}type", "")
@@ -141,8 +158,7 @@ class BrukerRawReader(Reader):
         from ..pattern import Pattern
 
         source = str(path)
-        with open(path, "rb") as handle:
-            data = handle.read()
+        data = read_bytes(path)
         metadata = {"instrument": "Bruker"}
         if data.startswith(b"RAW4.00"):
             two_theta, intensity, wavelength = _read_raw4(data, source, metadata)

@@ -3,13 +3,13 @@
 attenuation``; the intensity is multiplied by the attenuation coefficient."""
 
 import re
-import xml.etree.ElementTree as ElementTree
+import warnings
 import zipfile
 
 import numpy as np
 
-from ..errors import PatternError
-from .base import Reader, decode, read_head
+from ..errors import PatternError, PatternWarning, display_name
+from .base import Reader, decode, parse_xml, read_bytes, read_head, read_member
 
 _PROFILE = re.compile(r"^Data(\d+)/Profile(\d+)\.txt$", re.IGNORECASE)
 
@@ -33,6 +33,8 @@ def _profile(text, source):
             raise PatternError(source, f"profile line is not numbers: {line.strip()[:60]!r}") from None
     if not rows:
         raise PatternError(source, "the profile holds no data")
+    if len(rows) > 2 and len(rows[-1]) < len(rows[-2]) == min(len(row) for row in rows[:-1]):
+        rows.pop()  # a last row cut short: the others keep their attenuation column
     width = min(len(row) for row in rows)
     if width < 2:
         raise PatternError(source, "profile rows need an angle and an intensity")
@@ -61,6 +63,26 @@ def _refuse_axis(axis, source):
         )
 
 
+def _ras_sections(text):
+    """(header of the first scan {key: value}, [data blocks as lists of lines], the lines of a
+    last block without *RAS_INT_END or None); one pass over the lines."""
+    header, blocks, current = {}, [], None
+    for line in text.splitlines():
+        if line.startswith("*RAS_INT_START"):
+            current = []
+        elif line.startswith("*RAS_INT_END"):
+            if current is not None:
+                blocks.append(current)
+            current = None
+        elif current is not None:
+            current.append(line)
+        elif not blocks and line.startswith("*"):
+            parts = line[1:].split(None, 1)
+            if parts and parts[0] not in header:
+                header[parts[0]] = (parts[1] if len(parts) > 1 else "").strip().strip('"').strip()
+    return header, blocks, current
+
+
 class RasxReader(Reader):
     name = "rasx"
     extensions = (".rasx",)
@@ -86,16 +108,16 @@ class RasxReader(Reader):
             metadata = {"instrument": "Rigaku"}
             wavelength, axis = None, None
             if conditions:
-                wavelength, axis = self._conditions(archive.read(conditions[0]), metadata)
+                wavelength, axis = self._conditions(read_member(archive, conditions[0], source), metadata, source)
             _refuse_axis(axis, source)
-            curves = [_profile(decode(archive.read(name)), source) for name in profiles]
+            curves = [_profile(decode(read_member(archive, name, source)), source) for name in profiles]
         two_theta, intensity = _combine(curves, source, metadata)
         metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
         return Pattern(two_theta, intensity, wavelength, source, metadata)
 
     @staticmethod
-    def _conditions(data, metadata):
-        root = ElementTree.fromstring(decode(data).encode("utf-8"))
+    def _conditions(data, metadata, source):
+        root = parse_xml(decode(data).encode("utf-8"), source, "rasx")
         generator = root.find(".//XrayGenerator")
         wavelength = None
         if generator is not None:
@@ -136,17 +158,23 @@ class RasReader(Reader):
         from ..pattern import Pattern
 
         source = str(path)
-        with open(path, "rb") as handle:
-            text = handle.read().decode("latin-1")  # headers are ASCII; comments may be Shift-JIS
+        text = read_bytes(path).decode("latin-1")  # headers are ASCII; comments may be Shift-JIS
         if "*RAS_INT_START" not in text:
             raise PatternError(source, "no *RAS_INT_START data block: not a Rigaku RAS file")
-        header = {}
-        for match in re.finditer(r'^\*(\w[\w-]*)\s+"?([^"\r\n]*)"?\s*$', text.split("*RAS_INT_START", 1)[0], re.MULTILINE):
-            header[match.group(1)] = match.group(2).strip()
+        header, blocks, unterminated = _ras_sections(text)
         metadata = {"instrument": "Rigaku", "scan_axis": header.get("MEAS_SCAN_AXIS_X")}
         _refuse_axis(header.get("MEAS_SCAN_AXIS_X"), source)
-        blocks = re.findall(r"\*RAS_INT_START[^\n]*\n(.*?)\*RAS_INT_END", text, re.DOTALL)
-        curves = [_profile(block, source) for block in blocks]
+        if unterminated is not None:
+            if not any(line.strip() for line in unterminated):
+                raise PatternError(source, "the last *RAS_INT_START block is empty and has no *RAS_INT_END: the file is cut")
+            blocks.append(unterminated)
+            note = (
+                f"no *RAS_INT_END after the last data block: the file may be truncated; "
+                f"read the {sum(1 for line in unterminated if line.strip())} rows it holds"
+            )
+            metadata.setdefault("warnings", []).append(note)
+            warnings.warn(f"{display_name(source)}: {note}", PatternWarning, stacklevel=2)
+        curves = [_profile("\n".join(block), source) for block in blocks]
         two_theta, intensity = _combine(curves, source, metadata)
         wavelength = None
         try:

@@ -1,12 +1,11 @@
 """PANalytical ``.xrdml`` (XML): one powder 2theta scan, wavelength from ``usedWavelength``."""
 
 import re
-import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
 from ..errors import PatternError
-from .base import Reader, read_head
+from .base import Reader, parse_xml, read_bytes, read_head
 
 
 def _local(tag):
@@ -69,10 +68,7 @@ class XrdmlReader(Reader):
         from ..pattern import Pattern
 
         source = str(path)
-        try:
-            root = ElementTree.parse(path).getroot()
-        except ElementTree.ParseError as error:
-            raise PatternError(source, f"could not read as xrdml: broken XML ({error})") from None
+        root = parse_xml(read_bytes(path), source, "xrdml")
         if _local(root.tag) != "xrdMeasurements":
             raise PatternError(source, f"not an XRDML file (root element {_local(root.tag)!r})")
         measurements = _children(root, "xrdMeasurement")

@@ -1,0 +1,219 @@
+"""Indexing and extinction analysis on real structures simulated and rendered like measured
+data (true cells known), and on the measured rruff-dev patterns (crystal system by M20 bin).
+
+    nice -n 10 python benchmarks/bench_indexing.py --count 150            # real structures
+    nice -n 10 python benchmarks/bench_indexing.py --rruff                 # measured rruff-dev
+
+Real structures: a deterministic sample of the Materials Project CIFs in ../shared (every
+``--stride``-th of the archive, at most 80 sites; when ``csn_plugin.synth`` provides a
+development set with known cells, pass ``--synth``) and pymatgen's AFLOW prototypes, balanced
+over crystal systems (``--per-system``). Each is rendered with ``csn_plugin.render``'s
+measured-like defaults (random zero shift and displacement, Ka1+Ka2, impurity lines in 40 %,
+noise, background), its peaks found with ``find_peaks`` and indexed with ``index_pattern``.
+Correct: the top candidate's reduced cell equals the true one within 0.5 % and 0.5 deg;
+sub/supercell: a sublattice or superlattice of index 2-4 (reported separately).
+Extinction: with the true conventional cell and with the indexed cell when it is right, the
+rank of the true absence class, and the accuracy of "lattice + top absence class -> the
+commonest group of that class under the ICSD prior".
+"""
+
+import argparse
+import collections
+import csv
+import importlib.util
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def _cases():
+    spec = importlib.util.spec_from_file_location("crystallography_cases", REPO / "tests" / "crystallography_cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _system(sg):
+    from csn_plugin.symmetry import space_group
+
+    return space_group(sg).crystal_system
+
+
+def _family(system):
+    return "hexagonal" if system == "trigonal" else system
+
+
+def structure_pool(cases, per_system, seed, stride):
+    """Balanced over the 7 crystal systems: MP CIFs first, AFLOW prototypes to fill."""
+    rng = np.random.default_rng(seed)
+    by_system = collections.defaultdict(list)
+    for row in cases.mp_structures(count=per_system * 12, stride=stride, max_sites=80):
+        by_system[_system(row[5])].append(row)
+    for row in cases.aflow_structures(max_sites=80):
+        by_system[_system(row[5])].append(row)
+    pool = []
+    for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic", "triclinic"):
+        rows = by_system[system]
+        take = rng.permutation(len(rows))[:per_system]
+        pool += [rows[i] for i in take]
+    return pool
+
+
+def conventional(lattice, frac, numbers):
+    """(Cell, Bravais lattice) of the spglib standard conventional cell."""
+    import spglib
+
+    from csn_plugin.crystallography.cells import Cell
+    from csn_plugin.symmetry import space_group
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3)
+    return Cell.from_matrix(data.std_lattice), space_group(int(data.number)).bravais
+
+
+def run_structures(args):
+    cases = _cases()
+    import torch
+
+    from csn_plugin.crystallography import extinction_probabilities, find_peaks, index_pattern
+    from csn_plugin.crystallography.cells import Cell, compare_lattices
+    from csn_plugin.priors import prior_probabilities
+    from csn_plugin.render import RenderConfig
+    from csn_plugin.symmetry import absence_class, absence_class_members
+
+    torch.set_num_threads(1)
+    icsd = prior_probabilities("icsd")
+    pool = structure_pool(cases, args.per_system, args.seed, args.stride)
+    rows = []
+    for index, (name, lattice, frac, numbers, occ, sg) in enumerate(pool):
+        config = RenderConfig().replace(p_full_range=1.0, step=(0.01, 0.01))
+        x, y, _ = cases.render_known(lattice, frac, numbers, occ, seed=5000 + index, config=config)
+        t0 = time.perf_counter()
+        peaks = find_peaks(x, y, "CuKa")
+        t1 = time.perf_counter()
+        result = index_pattern(peaks, time_limit=args.time_limit)
+        t2 = time.perf_counter()
+        system = _system(sg)
+        true_cell, true_lattice = conventional(lattice, frac, numbers)
+        row = {"name": name, "sg": sg, "system": system, "peaks": len(peaks), "peak_s": t1 - t0,
+               "index_s": t2 - t1, "indexed": result.indexed, "timed_out": result.timed_out}
+        top = result.candidates[0] if result.candidates else None
+        if top is not None:
+            relation, n = compare_lattices(top.cell, top.centring, Cell.from_matrix(lattice), "P")
+            row.update(relation=relation, index=n, lattice=top.lattice, found_system=top.crystal_system, M20=top.M20,
+                       lines=top.peaks_used, indexed_lines=top.peaks_indexed)
+        else:
+            row.update(relation="none", lattice=None, found_system=None, M20=0.0)
+        # extinction with the true conventional cell
+        k_true = absence_class(sg)
+        try:
+            ext = extinction_probabilities(peaks, true_cell, lattice=true_lattice, zero_shift=0.0)
+            row["ext_rank_true_cell"] = ext.classes.index(k_true) if k_true in ext.classes else -1
+            top_members = absence_class_members(ext.top_class)
+            guess = max(top_members, key=lambda n_: icsd[n_ - 1])
+            row["ext_group_right_true_cell"] = guess == sg
+            row["ext_s"] = None
+        except Exception as error:  # report, do not stop the benchmark
+            row["ext_error"] = repr(error)[:200]
+        if top is not None and row["relation"] == "equivalent" and _family(system) == top.crystal_system:
+            t3 = time.perf_counter()
+            ext = extinction_probabilities(peaks, top)
+            row["ext_s"] = time.perf_counter() - t3
+            top_members = absence_class_members(ext.top_class)
+            row["ext_rank_indexed"] = ext.classes.index(k_true) if k_true in ext.classes else -1
+            row["ext_group_right_indexed"] = max(top_members, key=lambda n_: icsd[n_ - 1]) == sg
+        rows.append(row)
+        if args.verbose:
+            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+    return rows
+
+
+def summarize(rows):
+    out = {}
+    for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic", "triclinic", "all"):
+        sel = [r for r in rows if system == "all" or r["system"] == system]
+        if not sel:
+            continue
+        n = len(sel)
+        rel = collections.Counter(r["relation"] for r in sel)
+        ranks_t = [r.get("ext_rank_true_cell", -1) for r in sel if "ext_rank_true_cell" in r]
+        ranks_i = [r["ext_rank_indexed"] for r in sel if "ext_rank_indexed" in r]
+        out[system] = {
+            "n": n,
+            "correct_first": rel["equivalent"] / n,
+            "sub_or_supercell": (rel["subcell"] + rel["supercell"]) / n,
+            "wrong": rel["different"] / n,
+            "not_indexed_or_none": sum(1 for r in sel if not r["indexed"]) / n,
+            "crystal_family_right": sum(1 for r in sel if r.get("found_system") == _family(r["system"]) and r["indexed"]) / n,
+            "index_s_median": float(np.median([r["index_s"] for r in sel])),
+            "peak_s_median": float(np.median([r["peak_s"] for r in sel])),
+            "ext_true_class_first_true_cell": (float(np.mean([k == 0 for k in ranks_t])) if ranks_t else None),
+            "ext_group_right_true_cell": (float(np.mean([r["ext_group_right_true_cell"] for r in sel if "ext_group_right_true_cell" in r]))
+                                          if ranks_t else None),
+            "ext_true_class_first_indexed": (float(np.mean([k == 0 for k in ranks_i])) if ranks_i else None),
+            "ext_n_indexed": len(ranks_i),
+        }
+    return out
+
+
+def run_rruff(args):
+    from csn_plugin.crystallography import find_peaks, index_pattern
+
+    labels = {}
+    with open(SHARED / "rruff-dev" / "labels.csv") as handle:
+        for row in csv.DictReader(handle):
+            labels[row["file"]] = row
+    rows = []
+    for name in sorted(labels)[: args.count if args.count else None]:
+        data = np.loadtxt(SHARED / "rruff-dev" / name, comments="#")
+        t0 = time.perf_counter()
+        peaks = find_peaks(data[:, 0], data[:, 1], "CuKa")
+        result = index_pattern(peaks, time_limit=args.time_limit)
+        elapsed = time.perf_counter() - t0
+        top = result.candidates[0] if result.candidates else None
+        true = _family(labels[name]["crystal_system"])
+        rows.append({"file": name, "true": true, "found": top.crystal_system if top else None,
+                     "lattice": top.lattice if top else None, "M20": top.M20 if top else 0.0,
+                     "indexed": result.indexed, "seconds": elapsed, "peaks": len(peaks)})
+        if args.verbose:
+            print(json.dumps(rows[-1]), flush=True)
+    bins = [(0, 6), (6, 10), (10, 20), (20, 1e9)]
+    out = {"n": len(rows), "seconds_median": float(np.median([r["seconds"] for r in rows]))}
+    for lo, hi in bins:
+        sel = [r for r in rows if lo <= r["M20"] < hi]
+        out[f"M20 {lo}-{hi if hi < 1e9 else 'inf'}"] = {
+            "n": len(sel), "crystal_family_right": (sum(r["found"] == r["true"] for r in sel) / len(sel)) if sel else None}
+    out["all"] = sum(r["found"] == r["true"] for r in rows) / max(len(rows), 1)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-system", type=int, default=20)
+    parser.add_argument("--stride", type=int, default=53)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--time-limit", type=float, default=5.0)
+    parser.add_argument("--rruff", action="store_true")
+    parser.add_argument("--count", type=int, default=0, help="rruff: first N files (0 = all)")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    if args.rruff:
+        summary = run_rruff(args)
+    else:
+        rows = run_structures(args)
+        summary = summarize(rows)
+    print(json.dumps(summary, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Fit the fusion of crystallographic evidence with the network on simulated real structures, and
+report network-only beside fused on held-out simulated structures and the measured sets.
+
+Patterns: dev-set structures (test split of ``csn dataset real build``: structure types and minerals
+never trained on) rendered like measured data (``csn_plugin.render``, Ka1+Ka2, backgrounds, noise,
+impurities) on a 0.01-deg grid from 5 to 90 deg, the measured points the crystallography reads.
+Even-numbered structures fit the parameters (grid search on the negative log-likelihood), odd ones
+report; rruff-dev, the lab examples and the pdCIF profiles are only reported (nothing is fitted to
+them).
+
+    python benchmarks/fit_fusion.py --devset /work/datasets/real --count 300 \
+        --write csn_plugin/data/fusion.json --json docs/fusion.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _shared import SHARED  # noqa: E402
+
+STEP = 0.01
+FINE = np.round(np.arange(5.0, 90.0 + STEP / 2, STEP), 4)
+
+
+def rendered_devset(devset, count, seed=7):
+    """[(two_theta, intensity, label)] of ``count`` dev structures rendered on the fine grid."""
+    import torch
+
+    from csn_plugin.render import render
+    from csn_plugin.synth.devset import devset_peaks, load_devset
+
+    items = load_devset(devset)
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(items), size=min(count, len(items)), replace=False))
+    items = [items[i] for i in chosen]
+    (d, f2m, cos2), labels = devset_peaks(items, seed)
+    grid = torch.tensor(FINE, dtype=torch.float32)
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, len(items), 64):
+        part = slice(start, start + 64)
+        values, masks = render(torch.from_numpy(d[part]), torch.from_numpy(f2m[part]), grid, generator, cos2=torch.from_numpy(cos2[part]))
+        for v, m, label, row in zip(values.numpy(), masks.numpy(), labels[part], f2m[part]):
+            keep = m > 0
+            if keep.sum() < 200 or not row.any():
+                continue
+            out.append((FINE[keep], 1000 * v[keep], int(label)))
+    return out
+
+
+def measured_sets(data):
+    """{name: [(two_theta, intensity, wavelength, label)]} of the measured development sets."""
+    import csv
+
+    from csn_plugin.pattern import Pattern
+
+    data = Path(data)
+    sets = {}
+    if not (data / "rruff-dev").is_dir():
+        return sets
+    rows = list(csv.DictReader(open(data / "rruff-dev" / "labels.csv", newline="")))
+    sets["rruff-dev"] = []
+    for row in rows:
+        p = Pattern.from_file(data / "rruff-dev" / row["file"], wavelength=1.5418)
+        sets["rruff-dev"].append((p.two_theta, p.intensity, p.wavelength, int(row["space_group"])))
+    examples = {"MnO": (225,), "Mn2O3": (206,), "TiO2": (141,), "MnO2": (136,), "LiMnO2": (59, 141)}
+    sets["examples"] = []
+    for name, labels in examples.items():
+        p = Pattern.from_file(data / "examples" / f"{name}.xy")
+        sets["examples"].append((p.two_theta, p.intensity, p.wavelength, labels))
+    import warnings
+
+    from pymatgen.io.cif import CifParser
+
+    sets["pdcif"] = []
+    for path in sorted((data / "pdcif").glob("*.cif")):
+        try:
+            p = Pattern.from_file(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                label = CifParser(str(path)).parse_structures(primitive=False)[0].get_space_group_info(symprec=0.01)[1]
+        except Exception:  # a CIF without a usable profile or structure is left out of the set
+            continue
+        sets["pdcif"].append((p.two_theta, p.intensity, p.wavelength, (label,)))
+    return sets
+
+
+def network_and_evidence(classifier, items):
+    """Network posteriors (N, 230) and evidence per item [(two_theta, intensity, wavelength, label)]."""
+    from csn_plugin.pattern import Pattern
+
+    patterns = [Pattern(t, y, wavelength=w, source=f"item-{i}") for i, (t, y, w, _) in enumerate(items)]
+    probabilities = []
+    evidence = []
+    for start in range(0, len(patterns), 64):
+        chunk = patterns[start:start + 64]
+        _, values, masks = classifier._to_grid(chunk, None)
+        p, _ = classifier.probabilities_on_grid(values, masks)
+        probabilities.append(p)
+        evidence.extend(classifier._evidence(chunk, p))
+    return np.concatenate(probabilities), evidence
+
+
+def labels_of(items):
+    return [item[3] if isinstance(item[3], tuple) else (item[3],) for item in items]
+
+
+def scores(probabilities, labels):
+    """top-1, top-5, crystal system, NLL and ECE (15 bins) for label tuples (any counts)."""
+    from csn_plugin.symmetry import group_to_crystal_system
+
+    system_of = group_to_crystal_system()
+    order = np.argsort(-probabilities, axis=1)
+    top1 = np.array([order[i, 0] + 1 in lab for i, lab in enumerate(labels)])
+    top5 = np.array([bool(set(order[i, :5] + 1) & set(lab)) for i, lab in enumerate(labels)])
+    system = np.array([system_of[order[i, 0]] == system_of[lab[0] - 1] for i, lab in enumerate(labels)])
+    p_true = np.array([probabilities[i, np.array(lab) - 1].sum() for i, lab in enumerate(labels)])
+    confidence = probabilities.max(axis=1)
+    bins = np.minimum((confidence * 15).astype(int), 14)
+    ece = sum(abs(top1[bins == b].mean() - confidence[bins == b].mean()) * (bins == b).mean() for b in range(15) if (bins == b).any())
+    return {"count": len(labels), "top1": float(top1.mean()), "top5": float(top5.mean()), "crystal_system": float(system.mean()),
+            "nll": float(-np.log(np.clip(p_true, 1e-12, None)).mean()), "ece": float(ece)}
+
+
+def fused_all(p_net, evidence, prior, params):
+    from csn_plugin.fusion import fuse
+
+    return np.stack([fuse(p, e, prior, params)[0] for p, e in zip(p_net, evidence)])
+
+
+def fit(p_net, evidence, labels, prior):
+    from csn_plugin.fusion import FusionParams
+
+    best = None
+    for mid, slope, cap, beta in itertools.product((4, 6, 8, 12, 20, 40), (1.0, 2.0, 4.0, 8.0), (0.8, 0.9, 0.97, 0.995), (0.0, 0.25, 0.5, 0.75, 1.0)):
+        params = FusionParams(m20_mid=mid, slope=slope, max_weight=cap, beta=beta)
+        nll = scores(fused_all(p_net, evidence, prior, params), labels)["nll"]
+        if best is None or nll < best[0]:
+            best = (nll, params)
+    params = best[1]
+    best_t = None
+    for temperature in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0):
+        candidate = FusionParams(**{**params.__dict__, "temperature": temperature})
+        nll = scores(fused_all(p_net, evidence, prior, candidate), labels)["nll"]
+        if best_t is None or nll < best_t[0]:
+            best_t = (nll, candidate)
+    return best_t[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devset", required=True, help="a csn dataset real build directory (devset.npz)")
+    parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--time-limit", type=float, default=2.0)
+    parser.add_argument("--shared", default=str(SHARED), help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--write", default=None, help="write the fitted parameters here (csn_plugin/data/fusion.json)")
+    parser.add_argument("--json", default=None, help="write the full report here")
+    args = parser.parse_args()
+
+    from csn_plugin.classifier import SpaceGroupClassifier
+    from csn_plugin.fusion import FusionParams
+
+    classifier = SpaceGroupClassifier(model=args.model, device="cpu", time_limit=args.time_limit, fusion=FusionParams())
+    prior = classifier._prior
+    t0 = time.perf_counter()
+    simulated = [(t, y, 1.5406, label) for t, y, label in rendered_devset(args.devset, args.count)]
+    p_net, evidence = network_and_evidence(classifier, simulated)
+    elapsed = time.perf_counter() - t0
+    labels = labels_of(simulated)
+    fit_idx = np.arange(len(simulated)) % 2 == 0
+    params = fit(p_net[fit_idx], [e for e, f in zip(evidence, fit_idx) if f], [l for l, f in zip(labels, fit_idx) if f], prior)
+    print(f"fitted on {fit_idx.sum()} simulated structures: {params}")
+    report = {"params": params.__dict__, "fitted_on": f"{int(fit_idx.sum())} rendered dev-set structures (even half)",
+              "seconds_per_pattern_simulated": elapsed / max(len(simulated), 1), "sets": {}}
+    held = ~fit_idx
+    sets = {"simulated-heldout": (p_net[held], [e for e, h in zip(evidence, held) if h], [l for l, h in zip(labels, held) if h])}
+    for name, items in measured_sets(args.shared).items():
+        p, ev = network_and_evidence(classifier, items)
+        sets[name] = (p, ev, labels_of(items))
+    for name, (p, ev, lab) in sets.items():
+        network = scores(p, lab)
+        fused = scores(fused_all(p, ev, prior, params), lab)
+        indexed = float(np.mean([e is not None and e.cell is not None for e in ev]))
+        report["sets"][name] = {"network_only": network, "fused": fused, "indexed_fraction": indexed}
+        print(f"{name}: n={network['count']} indexed {indexed:.0%} | network top1 {network['top1']:.1%} top5 {network['top5']:.1%} "
+              f"system {network['crystal_system']:.1%} ECE {network['ece']:.3f} | fused top1 {fused['top1']:.1%} "
+              f"top5 {fused['top5']:.1%} system {fused['crystal_system']:.1%} ECE {fused['ece']:.3f}")
+    if args.write:
+        Path(args.write).write_text(json.dumps({"params": params.__dict__, "fitted_on": report["fitted_on"],
+                                                "command": "python " + " ".join(sys.argv)}, indent=2) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    classifier.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,908 @@
+"""Powder indexing: unit cells from the first 20-30 peak positions.
+
+The method, per lattice family (crystal system metric), works in Q = 1/d^2, where every
+reflection's Q is linear in the family's quadratic-form parameters p:
+
+    cubic         Q = A (h^2+k^2+l^2)
+    tetragonal    Q = A (h^2+k^2) + C l^2
+    hexagonal     Q = A (h^2+hk+k^2) + C l^2          (rhombohedral lattices in hexagonal axes)
+    orthorhombic  Q = A h^2 + B k^2 + C l^2
+    monoclinic    Q = A h^2 + B k^2 + C l^2 + D hl     (unique axis b)
+    triclinic     Q = A h^2 + B k^2 + C l^2 + D hk + E hl + F kl
+
+1. *Trials* (exhaustive in the spirit of Werner's TREOR and of Q-space searches): for
+   cubic to orthorhombic, every choice of n = 1, 2, 3 lines among the first few observed ones
+   and of n low-index reflections for them gives p by solving an n x n linear system; all
+   choices at once, in numpy. Monoclinic and triclinic trials come from an Ito-style zone
+   search (:mod:`.zones`): two-dimensional zones found from pairs of lines and the lines that
+   fit Q(h,k) = h^2 Qa + k^2 Qb + hk R, joined into three-dimensional cells.
+2. *Quick score*, vectorised over the trials: the nearest calculated Q to each of the first
+   lines (sorted rows and one ``searchsorted``), a de Wolff-like merit with the lattice
+   centring that suits the trial best.
+3. *Refinement* of the best trials: hkl assignment, weighted linear least squares for p and the
+   zero shift, repeated with the new assignment; centring chosen by M20; then the Bravais
+   lattice of the highest symmetry the metric allows (:func:`.cells.lattice_symmetry`), kept
+   when it indexes the lines as well (so a cF lattice is not reported as tI).
+4. *Figures of merit*: de Wolff M20 (Q20 / (2 eps N20), N20 the calculated lines from the
+   scan's start to Q20) and Smith-Snyder F_N; candidates are ranked by M20 with a penalty per
+   unindexed line among the first 20 (a few impurity or missed lines are tolerated).
+
+:func:`index_pattern` returns an :class:`IndexingResult` whose ``indexed`` is False when no
+cell reaches the acceptance figure of merit, or when the time limit ran out before one did.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cells import (BRAVAIS_ORDER, FAMILY_OF_BRAVAIS, SYSTEM_RANK, Cell, allowed_by_centring, compare_lattices,
+                    lattice_symmetry, niggli_reduce)
+from .peaks import PeakSet
+
+FAMILIES = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic", "triclinic")
+CENTRINGS_OF = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
+                "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I"),
+                "triclinic": ("P",)}
+N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
+_DEG = math.pi / 180
+
+
+# ------------------------------------------------------------------------------ result types
+
+
+@dataclass(frozen=True)
+class CellCandidate:
+    """One indexing solution.
+
+    ``lattice``: Bravais lattice ("tI"); ``crystal_system``: its family name ("hexagonal" for
+    hP and hR); a, b, c (angstrom), alpha, beta, gamma (deg) of the conventional cell (R
+    lattices in hexagonal axes, monoclinic with unique axis b), ``volume`` (angstrom^3);
+    ``M20`` (de Wolff), ``F_N`` (Smith-Snyder, with ``F_N_detail`` = (N, mean |d2theta|,
+    N possible)); ``peaks_indexed`` of ``peaks_used`` (the first lines considered);
+    ``zero_shift`` (deg, to subtract from measured angles); ``hkl``: (peaks_used, 3) int indices
+    of each used line (zeros where unindexed), ``indexed``: bool per used line,
+    ``line_two_theta``: the used lines' measured positions, ``delta_two_theta``: observed minus
+    calculated (after the zero correction); ``reduced``: the Niggli-reduced primitive cell;
+    ``score``: the ranking merit; ``found_as``: the family whose search produced it.
+    """
+
+    lattice: str
+    crystal_system: str
+    a: float
+    b: float
+    c: float
+    alpha: float
+    beta: float
+    gamma: float
+    volume: float
+    M20: float
+    F_N: float
+    F_N_detail: tuple
+    peaks_indexed: int
+    peaks_used: int
+    zero_shift: float
+    hkl: np.ndarray
+    indexed: np.ndarray
+    line_two_theta: np.ndarray
+    delta_two_theta: np.ndarray
+    reduced: Cell
+    score: float
+    centring: str = "P"
+    found_as: str = ""
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(self.a, self.b, self.c, self.alpha, self.beta, self.gamma)
+
+    def to_dict(self) -> dict:
+        """The JSON form the classifier reports ("cell")."""
+        return {
+            "a": round(self.a, 5), "b": round(self.b, 5), "c": round(self.c, 5),
+            "alpha": round(self.alpha, 3), "beta": round(self.beta, 3), "gamma": round(self.gamma, 3),
+            "volume": round(self.volume, 3), "lattice": self.lattice,
+            "figure_of_merit": {"M20": round(self.M20, 2), "F_N": round(self.F_N, 2)},
+            "peaks_indexed": int(self.peaks_indexed), "peaks_used": int(self.peaks_used),
+            "zero_shift": round(self.zero_shift, 4),
+        }
+
+
+@dataclass(frozen=True)
+class IndexingResult:
+    """Ranked cell candidates (best first). ``indexed`` is False when no candidate reaches
+    the acceptance merit (``reason`` says why); ``best`` is then None. ``elapsed`` seconds,
+    ``timed_out`` when the time limit stopped the search; ``searched``: the families tried."""
+
+    candidates: list
+    indexed: bool
+    reason: str
+    elapsed: float
+    timed_out: bool
+    searched: tuple
+    lines_two_theta: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    wavelength: float = 1.5406
+
+    @property
+    def best(self):
+        return self.candidates[0] if self.indexed and self.candidates else None
+
+    def __len__(self):
+        return len(self.candidates)
+
+
+# --------------------------------------------------------------------------------- families
+
+
+def _forms(family, hkl):
+    """Quadratic-form vectors (..., p) of reflections hkl (..., 3)."""
+    h, k, l = (hkl[..., i].astype(float) for i in range(3))
+    if family == "cubic":
+        return (h * h + k * k + l * l)[..., None]
+    if family == "tetragonal":
+        return np.stack([h * h + k * k, l * l], -1)
+    if family == "hexagonal":
+        return np.stack([h * h + h * k + k * k, l * l], -1)
+    if family == "orthorhombic":
+        return np.stack([h * h, k * k, l * l], -1)
+    if family == "monoclinic":
+        return np.stack([h * h, k * k, l * l, h * l], -1)
+    return np.stack([h * h, k * k, l * l, h * k, h * l, k * l], -1)
+
+
+def params_to_rmetric(family, p):
+    """Reciprocal metric G* (3x3) from the family's parameters."""
+    p = np.asarray(p, dtype=float)
+    if family == "cubic":
+        return np.diag([p[0]] * 3)
+    if family == "tetragonal":
+        return np.diag([p[0], p[0], p[1]])
+    if family == "hexagonal":
+        a = p[0]
+        return np.array([[a, a / 2, 0], [a / 2, a, 0], [0, 0, p[1]]])
+    if family == "orthorhombic":
+        return np.diag(p[:3])
+    if family == "monoclinic":
+        return np.array([[p[0], 0, p[3] / 2], [0, p[1], 0], [p[3] / 2, 0, p[2]]])
+    return np.array([[p[0], p[3] / 2, p[4] / 2], [p[3] / 2, p[1], p[5] / 2], [p[4] / 2, p[5] / 2, p[2]]])
+
+
+def cell_to_params(family, cell: Cell):
+    g = cell.reciprocal_metric
+    if family == "cubic":
+        return np.array([np.trace(g) / 3])
+    if family == "tetragonal":
+        return np.array([(g[0, 0] + g[1, 1]) / 2, g[2, 2]])
+    if family == "hexagonal":
+        return np.array([(g[0, 0] + g[1, 1]) / 2, g[2, 2]])
+    if family == "orthorhombic":
+        return np.array([g[0, 0], g[1, 1], g[2, 2]])
+    if family == "monoclinic":
+        return np.array([g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 2]])
+    return np.array([g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 1], 2 * g[0, 2], 2 * g[1, 2]])
+
+
+def _valid_params(family, p):
+    """Bool per parameter row (T, n): a positive-definite reciprocal metric."""
+    if family in ("cubic", "tetragonal", "hexagonal", "orthorhombic"):
+        return (p > 0).all(axis=1)
+    if family == "monoclinic":
+        return (p[:, 0] > 0) & (p[:, 1] > 0) & (p[:, 2] > 0) & (p[:, 3] ** 2 < 4 * p[:, 0] * p[:, 2] * 0.999)
+    g = np.stack([np.stack([p[:, 0], p[:, 3] / 2, p[:, 4] / 2], -1), np.stack([p[:, 3] / 2, p[:, 1], p[:, 5] / 2], -1),
+                  np.stack([p[:, 4] / 2, p[:, 5] / 2, p[:, 2]], -1)], 1)
+    minors = (p[:, 0] > 0) & (p[:, 0] * p[:, 1] - p[:, 3] ** 2 / 4 > 0) & (np.linalg.det(g) > 0)
+    return minors
+
+
+def _volume_of(family, p):
+    """Cell volumes (T,) of parameter rows."""
+    if family == "cubic":
+        return p[:, 0] ** -1.5
+    if family == "tetragonal":
+        return 1 / (p[:, 0] * np.sqrt(p[:, 1]))
+    if family == "hexagonal":
+        return 1 / (np.sqrt(p[:, 0] ** 2 * 3 / 4) * np.sqrt(p[:, 1]))
+    if family == "orthorhombic":
+        return 1 / np.sqrt(p[:, 0] * p[:, 1] * p[:, 2])
+    if family == "monoclinic":
+        return 1 / np.sqrt(np.clip(p[:, 1] * (p[:, 0] * p[:, 2] - p[:, 3] ** 2 / 4), 1e-30, None))
+    det = (p[:, 0] * (p[:, 1] * p[:, 2] - p[:, 5] ** 2 / 4) - p[:, 3] / 2 * (p[:, 3] / 2 * p[:, 2] - p[:, 5] * p[:, 4] / 4)
+           + p[:, 4] / 2 * (p[:, 3] * p[:, 5] / 4 - p[:, 1] * p[:, 4] / 2))
+    return 1 / np.sqrt(np.clip(det, 1e-30, None))
+
+
+@functools.lru_cache(maxsize=None)
+def _index_box(family, limit, l_limit=None):
+    """(hkl, forms, allowed per centring) of the reflections with indices up to ``limit`` (l up
+    to ``l_limit``), one per distinct quadratic form (allowed where any reflection of that form
+    is allowed)."""
+    r = range(-limit, limit + 1)
+    l_limit = limit if l_limit is None else l_limit
+    if family in ("cubic", "orthorhombic"):
+        hkl = np.array(list(itertools.product(range(limit + 1), repeat=3)))
+    elif family == "tetragonal":
+        hkl = np.array([(h, k, l) for h in range(limit + 1) for k in range(limit + 1) for l in range(l_limit + 1)])
+    elif family == "hexagonal":
+        hkl = np.array([(h, k, l) for h in r for k in r for l in range(0, l_limit + 1)])
+    elif family == "monoclinic":
+        hkl = np.array([(h, k, l) for h in r for k in range(0, limit + 1) for l in range(0, limit + 1)])
+    else:
+        hkl = np.array([(h, k, l) for h in r for k in r for l in range(0, limit + 1)])
+    hkl = hkl[(hkl != 0).any(axis=1)]
+    forms = _forms(family, hkl)
+    keys, first, inverse = np.unique(forms, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    allowed = {}
+    for centring in CENTRINGS_OF[family]:
+        flag = allowed_by_centring(hkl, centring)
+        allowed[centring] = np.bincount(inverse, weights=flag, minlength=len(keys)) > 0
+    return hkl[first], keys, allowed
+
+
+def _reflections_for(family, p, q_max):
+    """(hkl, forms, allowed) of every distinct form with Q <= q_max for these parameters."""
+    g = params_to_rmetric(family, p)
+    cell = Cell.from_reciprocal_metric(g)
+    lim = int(math.ceil(math.sqrt(q_max) * max(cell.a, cell.b, cell.c))) + 1
+    lim = min(max(lim, 2), 30)
+    hkl, forms, allowed = _index_box(family, lim)
+    q = forms @ np.asarray(p, dtype=float)
+    keep = q <= q_max * 1.0001
+    return hkl[keep], forms[keep], {c: a[keep] for c, a in allowed.items()}
+
+
+# ------------------------------------------------------------------------------------- lines
+
+
+@dataclass
+class _Lines:
+    two_theta: np.ndarray  # measured (deg)
+    sigma: np.ndarray  # deg
+    wavelength: float
+    start: float  # scan start (deg)
+    tol: np.ndarray  # acceptance (deg) per line
+
+    def q(self, zero=0.0):
+        return (2 * np.sin(np.radians(self.two_theta - zero) / 2) / self.wavelength) ** 2
+
+    def dq(self, zero=0.0):
+        """dQ/d(2theta) per degree."""
+        t = np.radians(self.two_theta - zero)
+        return (2 / self.wavelength**2) * np.sin(t) * _DEG
+
+    @property
+    def q_start(self):
+        return (2 * math.sin(math.radians(self.start) / 2) / self.wavelength) ** 2
+
+
+def _prepare_lines(peaks, wavelength, n_lines, tolerance, min_significance, min_relative=0.5, satellites=0.1):
+    """The first ``n_lines`` lines: significant, at least ``min_relative`` % of the strongest,
+    and not a satellite (below ``satellites`` x a line within 1.5 FWHM: profile shoulders)."""
+    if isinstance(peaks, PeakSet):
+        keep = peaks.significance >= min_significance
+        if len(peaks):
+            rel = peaks.relative_intensity
+            keep &= rel >= min_relative
+            if satellites:
+                t, w = peaks.two_theta, peaks.fwhm
+                close = np.abs(t[:, None] - t[None, :]) < 1.5 * np.maximum(w[:, None], w[None, :])
+                keep &= ~(close & (rel[:, None] < satellites * rel[None, :])).any(axis=1)
+        tt, sg = peaks.two_theta[keep], peaks.two_theta_sigma[keep]
+        start = peaks.two_theta_range[0]
+        wavelength = peaks.wavelength if wavelength is None else wavelength
+    else:
+        tt = np.asarray(peaks, dtype=float)
+        sg = np.full(len(tt), 0.005)
+        start = max(float(tt.min()) - 1.0, 1.0) if len(tt) else 5.0
+    order = np.argsort(tt)
+    tt, sg = tt[order][:n_lines], sg[order][:n_lines]
+    sg = np.where(np.isfinite(sg), sg, 0.02)
+    tol = np.sqrt((3 * sg) ** 2 + tolerance**2)
+    return _Lines(tt, sg, float(wavelength), float(start), tol)
+
+
+def estimate_zero_shift(two_theta, max_shift=0.15):
+    """A zero shift (deg) from pairs of lines in the ratio of first and second order
+    (d and d/2), or 0.0 when fewer than two pairs agree."""
+    t = np.radians(np.sort(np.asarray(two_theta, dtype=float)))
+    if len(t) < 3:
+        return 0.0
+    ti, tj = np.meshgrid(t, t, indexing="ij")
+    f = np.sin(tj / 2) - 2 * np.sin(ti / 2)
+    fp = -0.5 * np.cos(tj / 2) + np.cos(ti / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.degrees(-f / fp)
+    upper = np.triu(np.ones_like(z, dtype=bool), 1)
+    z = z[upper & np.isfinite(z) & (np.abs(z) < max_shift)]
+    if len(z) < 2:
+        return 0.0
+    z = np.sort(z)
+    # densest cluster of width 0.01 deg
+    counts = np.searchsorted(z, z + 0.01, side="right") - np.arange(len(z))
+    best = int(np.argmax(counts))
+    if counts[best] < 2:
+        return 0.0
+    return float(np.median(z[best:best + counts[best]]))
+
+
+# ------------------------------------------------------------------------------------ trials
+
+
+@functools.lru_cache(maxsize=None)
+def _trial_basis(family, limit):
+    """Distinct low-index form vectors used to solve for trial parameters."""
+    _, forms, _ = _index_box(family, limit)
+    return forms
+
+
+@functools.lru_cache(maxsize=None)
+def _basis_tuples(family, n, limit):
+    """(inverse matrices (K, n, n), basis form tuples (K, n, n)) of the nonsingular ordered
+    n-tuples of distinct basis forms, one per permutation class of the axes where the family
+    allows (orthorhombic: axis permutations give the same cells)."""
+    basis = _trial_basis(family, limit)
+    idx = np.array(list(itertools.permutations(range(len(basis)), n)))
+    mats = basis[idx]  # (K, n, n): row i = form of the reflection assigned to line i
+    det = np.linalg.det(mats)
+    keep = np.abs(det) > 1e-9
+    mats = mats[keep]
+    zeros = (mats == 0).any(axis=2) if family != "cubic" else np.ones(mats.shape[:2], dtype=bool)
+    if family in ("tetragonal", "hexagonal"):
+        mats = mats[zeros.any(axis=1)]  # at least one (hk0) or (00l) line
+    elif family == "orthorhombic":
+        mats = mats[zeros.sum(axis=1) >= 2]  # at least two zone lines
+    if family == "orthorhombic":
+        # column permutations of a tuple give the same cell with permuted axes: keep one
+        m = mats.astype(np.int64)
+        codes = []
+        for perm in itertools.permutations(range(3)):
+            flat = m[:, :, list(perm)].reshape(len(m), -1)
+            codes.append(flat @ (10 ** np.arange(flat.shape[1], dtype=np.int64)[::-1]))
+        key = np.min(np.stack(codes, 1), axis=1)
+        _, first = np.unique(key, return_index=True)
+        mats = mats[np.sort(first)]
+    inv = np.linalg.inv(mats)
+    return inv, mats
+
+
+def _trials_linear(family, lines, zero, n_first, limit):
+    """Trial parameters from every n-subset of the first lines and every n-tuple of basis
+    reflections (n = number of parameters)."""
+    n = N_PARAMS[family]
+    q = lines.q(zero)
+    first = min(n_first, len(q))
+    if first < n:
+        return np.zeros((0, n))
+    inv, _ = _basis_tuples(family, n, limit)
+    subsets = np.array(list(itertools.combinations(range(first), n)))
+    qs = q[subsets]  # (S, n)
+    params = np.einsum("kij,sj->ski", inv, qs).reshape(-1, n)
+    return params
+
+
+# ------------------------------------------------------------------------------ quick score
+
+
+def _quick_score(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, keep_top=1500):
+    """Two passes: the primitive lattice only for every trial, then every centring of the
+    family for the ``keep_top`` trials that index most lines."""
+    if family in ("tetragonal", "hexagonal", "orthorhombic"):
+        ok, scores, counts, cen = _fast_pass(family, params, lines, zero, n_check, max_unindexed, v_range, penalty)
+    else:
+        ok, scores, counts, cen = _quick_score_pass(family, params, lines, zero, n_check, max_unindexed, v_range,
+                                                    penalty, ("P",))
+    kept = params[ok]
+    if len(CENTRINGS_OF[family]) == 1:
+        return kept, scores, counts, cen
+    sel = np.lexsort((-scores, -counts))[:keep_top]
+    sub = kept[sel]
+    ok2, s2, c2, ce2 = _quick_score_pass(family, sub, lines, zero, n_check, max_unindexed, v_range, penalty,
+                                         CENTRINGS_OF[family])
+    return sub[ok2], s2, c2, ce2
+
+
+@functools.lru_cache(maxsize=None)
+def _planar_values(family, limit=12):
+    """Sorted distinct values of h^2+k^2 (tetragonal) or h^2+hk+k^2 (hexagonal), 0 included."""
+    r = range(-limit, limit + 1)
+    if family == "tetragonal":
+        values = {h * h + k * k for h in r for k in r}
+    else:
+        values = {h * h + h * k + k * k for h in r for k in r}
+    return np.array(sorted(v for v in values if v <= limit * limit), dtype=float)
+
+
+def _fast_pass(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, l_max=None):
+    """Screen with the first 8 lines, then the full merit of the survivors."""
+    if n_check > 9 and len(params) > 2000:
+        ok, merit, n_hit, cen = _fast_pass1(family, params, lines, zero, 8, max_unindexed, v_range, penalty, l_max)
+        idx = np.flatnonzero(ok)
+        survive = n_hit >= 8 - max_unindexed - 1
+        ok2 = np.zeros_like(ok)
+        ok2[idx[survive]] = True
+        _, merit2, n_hit2, cen2 = _fast_pass1(family, params[ok2], lines, zero, n_check, max_unindexed, (0, np.inf),
+                                              penalty, l_max)
+        return ok2, merit2, n_hit2, cen2
+    return _fast_pass1(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, l_max)
+
+
+def _fast_pass1(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, l_max=None):
+    """Primitive-lattice merit of many trials without building their reflection lists:
+    tetragonal/hexagonal: for each line and l, the nearest representable h^2+k^2 (h^2+hk+k^2);
+    orthorhombic: for each line and (k, l), the nearest h."""
+    ok = _valid_params(family, params)
+    vol = _volume_of(family, np.where(ok[:, None], params, 1.0))
+    ok &= (vol >= v_range[0]) & (vol <= v_range[1])
+    p = params[ok]
+    if not len(p):
+        return ok, np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    q = lines.q(zero)[:n_check]
+    tolq = (lines.tol * lines.dq(zero))[:n_check] * 1.5
+    q_n = float(q[-1])
+    eps_floor = 0.1 * float(np.median(tolq))
+    dist = np.full((len(p), len(q)), np.inf)
+    if l_max is None:
+        l_max = 12 if family in ("tetragonal", "hexagonal") else 7
+    if family in ("tetragonal", "hexagonal"):
+        values = _planar_values(family)
+        a, c = p[:, 0:1], p[:, 1:2]
+        n_calc = np.zeros(len(p))
+        for l in range(l_max + 1):
+            target = (q[None, :] - c * l * l) / a  # (T, N) wanted planar value
+            i = np.searchsorted(values, target).clip(1, len(values) - 1)
+            for j in (i - 1, i):
+                v = values[j]
+                bad = (v == 0) & (l == 0)
+                d = np.where(bad, np.inf, np.abs(a * v + c * l * l - q[None, :]))
+                dist = np.minimum(dist, d)
+            cnt = np.searchsorted(values, (q_n - c[:, 0] * l * l) / a[:, 0], side="right")
+            cnt = np.where(q_n - c[:, 0] * l * l >= 0, cnt - (1 if l == 0 else 0), 0)
+            n_calc += cnt
+    else:
+        a, b, c = p[:, 0:1], p[:, 1:2], p[:, 2:3]
+        n_calc = np.zeros(len(p))
+        k_max = int(min(l_max, 10))
+        for k in range(k_max + 1):
+            for l in range(k_max + 1):
+                rest = q[None, :] - b * k * k - c * l * l
+                h = np.sqrt(np.clip(rest / a, 0, None))
+                for hh in (np.floor(h), np.ceil(h)):
+                    bad = (hh == 0) & (k == 0) & (l == 0)
+                    d = np.where(bad, np.inf, np.abs(a * hh * hh - rest))
+                    dist = np.minimum(dist, d)
+                top = q_n - b[:, 0] * k * k - c[:, 0] * l * l
+                cnt = np.where(top >= 0, np.floor(np.sqrt(np.clip(top / a[:, 0], 0, None))) + 1, 0)
+                if k == 0 and l == 0:
+                    cnt = np.maximum(cnt - 1, 0)
+                n_calc += cnt
+    hit = dist < tolq[None, :]
+    n_hit = hit.sum(axis=1)
+    eps = np.maximum(np.where(hit, dist, 0).sum(axis=1) / np.maximum(n_hit, 1), eps_floor)
+    m = q_n / (2 * eps * np.maximum(n_calc, 1))
+    merit = _evidence(m, n_hit, len(q), N_PARAMS[family], penalty)
+    merit = np.where(len(q) - n_hit <= max_unindexed + 1, merit, -np.inf)
+    return ok, merit, n_hit, np.zeros(len(p), dtype=int)
+
+
+def _quick_score_pass(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, centrings):
+    """Vectorised merit of trial parameter rows: (valid mask, score, n_indexed, centring index).
+
+    Per trial, the calculated Q of the low-index box are sorted once; each observed line's
+    neighbours in that order are checked (allowed by the centring, within tolerance), and the
+    merit is the evidence score of :func:`_evidence` with a de Wolff-like M over n_check lines."""
+    ok = _valid_params(family, params)
+    vol = _volume_of(family, np.where(ok[:, None], params, 1.0))
+    ok &= (vol >= v_range[0]) & (vol <= v_range[1])
+    params = params[ok]
+    if not len(params):
+        return ok, np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    q = lines.q(zero)[:n_check]
+    tolq = (lines.tol * lines.dq(zero))[:n_check] * 1.5
+    q_n = q[-1]
+    n_par = N_PARAMS[family]
+    lim, l_lim = {"cubic": (7, 7), "tetragonal": (7, 12), "hexagonal": (7, 12), "orthorhombic": (7, 7),
+                  "monoclinic": (4, 4), "triclinic": (3, 3)}[family]
+    _, forms, allowed = _index_box(family, lim, l_lim)
+    allowed_m = np.stack([allowed[c] for c in centrings])  # (C, H)
+    scores = np.zeros(len(params))
+    counts = np.zeros(len(params), dtype=int)
+    best_c = np.zeros(len(params), dtype=int)
+    chunk = max(1, 1_000_000 // max(len(forms), 1))
+    q_start = lines.q_start
+    eps_floor = 0.1 * float(np.median(tolq))
+    h = len(forms)
+    for s0 in range(0, len(params), chunk):
+        p = params[s0:s0 + chunk]
+        t_rows = len(p)
+        qc = p @ forms.T  # (T, H)
+        order = np.argsort(qc, axis=1)
+        qs = np.take_along_axis(qc, order, axis=1)
+        width = float(qs[:, -1].max()) + 1.0
+        offs = np.arange(t_rows)[:, None] * width * 2
+        flat = (qs + offs).ravel()
+        pos = np.searchsorted(flat, (q[None, :] + offs).ravel()).reshape(t_rows, -1)
+        row_base = (np.arange(t_rows) * h)[:, None]
+        in_range = (qs >= q_start) & (qs <= q_n + tolq[-1])
+        best = np.full(t_rows, -np.inf)
+        for ci in range(len(centrings)):
+            al = allowed_m[ci][order]  # (T, H) allowed in sorted order
+            dist = np.full((t_rows, len(q)), np.inf)
+            for k in (-3, -2, -1, 0, 1, 2):
+                idx = np.clip(pos + k - row_base, 0, h - 1)
+                cand_q = np.take_along_axis(qs, idx, axis=1)
+                cand_ok = np.take_along_axis(al, idx, axis=1)
+                d = np.where(cand_ok, np.abs(cand_q - q[None, :]), np.inf)
+                dist = np.minimum(dist, d)
+            hit = dist < tolq[None, :]
+            n_hit = hit.sum(axis=1)
+            eps = np.where(hit, dist, 0).sum(axis=1) / np.maximum(n_hit, 1)
+            eps = np.maximum(eps, eps_floor)
+            n_calc = (in_range & al).sum(axis=1)
+            m = q_n / (2 * eps * np.maximum(n_calc, 1))
+            merit = _evidence(m, n_hit, len(q), n_par, penalty)
+            merit = np.where(len(q) - n_hit <= max_unindexed, merit, -np.inf)
+            better = merit > best
+            best = np.where(better, merit, best)
+            best_c[s0:s0 + chunk] = np.where(better, CENTRINGS_OF[family].index(centrings[ci]), best_c[s0:s0 + chunk])
+            counts[s0:s0 + chunk] = np.where(better, n_hit, counts[s0:s0 + chunk])
+        scores[s0:s0 + chunk] = best
+    return ok, scores, counts, best_c
+
+
+def _evidence(m, n_indexed, n_lines, n_params, penalty):
+    """Ranking merit: each indexed line beyond the ones the parameters were solved from is a
+    coincidence of chance ~1/M, so log M per such line; log(penalty) per unindexed line."""
+    free = np.maximum(np.asarray(n_indexed) - n_params, 0)
+    return free * np.log(np.maximum(m, 1.0)) + (np.asarray(n_lines) - np.asarray(n_indexed)) * math.log(penalty)
+
+
+# -------------------------------------------------------------------------------- refinement
+
+
+@dataclass
+class _Fit:
+    family: str
+    centring: str
+    params: np.ndarray
+    zero: float
+    hkl: np.ndarray
+    indexed: np.ndarray
+    delta: np.ndarray  # deg, observed - calculated
+    m20: float
+    f_n: float
+    f_detail: tuple
+    n_indexed: int
+    score: float
+
+
+def _assign(family, params, centring, lines, zero, q_max):
+    hkl, forms, allowed = _reflections_for(family, params, q_max)
+    sel = allowed[centring]
+    hkl, forms = hkl[sel], forms[sel]
+    if not len(forms):
+        return None
+    qc = forms @ params
+    order = np.argsort(qc)
+    qc, hkl, forms = qc[order], hkl[order], forms[order]
+    q = lines.q(zero)
+    pos = np.searchsorted(qc, q).clip(1, len(qc) - 1) if len(qc) > 1 else np.zeros(len(q), dtype=int)
+    if len(qc) > 1:
+        left = pos - 1
+        pick = np.where(np.abs(q - qc[left]) <= np.abs(q - qc[pos]), left, pos)
+    else:
+        pick = pos
+    return qc, hkl, forms, pick
+
+
+def _evaluate(family, params, centring, lines, zero, penalty, n_m20=20):
+    """Figures of merit of a cell for the lines: a _Fit (without refinement)."""
+    q_all = lines.q(zero)
+    q_max = float(q_all.max()) * 1.05 + 1e-6
+    got = _assign(family, params, centring, lines, zero, q_max)
+    if got is None:
+        return None
+    qc, hkl, forms, pick = got
+    dq = lines.dq(zero)
+    delta = (q_all - qc[pick]) / dq  # deg
+    indexed = np.abs(delta) <= lines.tol
+    n20 = min(n_m20, len(q_all))
+    q20 = q_all[n20 - 1]
+    ind20 = indexed[:n20]
+    if ind20.sum() == 0:
+        return None
+    eps = float(np.mean(np.abs(q_all[:n20] - qc[pick[:n20]])[ind20]))
+    eps = max(eps, 0.1 * float(np.median(lines.tol[:n20] * dq[:n20])))
+    distinct = np.unique(np.round(qc[(qc >= lines.q_start * 0.999) & (qc <= q20)] / (q20 * 2e-6)))
+    n_calc = max(len(distinct), 1)
+    m20 = q20 / (2 * eps * n_calc)
+    n_all = len(q_all)
+    q_n = q_all[-1]
+    distinct_n = np.unique(np.round(qc[(qc >= lines.q_start * 0.999) & (qc <= q_n)] / (q_n * 2e-6)))
+    mean_dt = float(np.mean(np.abs(delta[indexed]))) if indexed.any() else np.inf
+    mean_dt = max(mean_dt, 1e-4)
+    f_n = n_all / (mean_dt * max(len(distinct_n), 1))
+    score = float(_evidence(m20, int(ind20.sum()), n20, N_PARAMS[family], penalty))
+    out_hkl = np.where(indexed[:, None], hkl[pick], 0)
+    return _Fit(family, centring, np.asarray(params, float), float(zero), out_hkl, indexed, delta, float(m20),
+                float(f_n), (n_all, mean_dt, len(distinct_n)), int(indexed.sum()), float(score))
+
+
+def _refine(family, params, centring, lines, zero, penalty, refine_zero=True, max_zero=0.2, iterations=4):
+    """Assign, least-squares refine parameters (and zero shift), repeat; returns the best _Fit."""
+    params = np.asarray(params, dtype=float)
+    best = _evaluate(family, params, centring, lines, zero, penalty)
+    if best is None:
+        return None
+    n = len(params)
+    for _ in range(iterations):
+        q_all = lines.q(zero)
+        q_max = float(q_all.max()) * 1.05 + 1e-6
+        got = _assign(family, params, centring, lines, zero, q_max)
+        if got is None:
+            break
+        qc, hkl, forms, pick = got
+        dq = lines.dq(zero)
+        delta = (q_all - qc[pick]) / dq
+        use = np.abs(delta) <= np.maximum(lines.tol, 2 * np.median(lines.tol))
+        if use.sum() < n + 1:
+            break
+        f = forms[pick[use]]
+        w = 1 / (lines.tol[use] * dq[use])
+        fit_zero = refine_zero and use.sum() >= n + 3
+        # q_obs(2theta - z) ~ q_obs(2theta - z0) - (z - z0) dq  =>  f.p + (z - z0) dq = q_obs(z0)
+        a = np.column_stack([f, dq[use]]) if fit_zero else f
+        sol, *_ = np.linalg.lstsq(a * w[:, None], q_all[use] * w, rcond=None)
+        new_params = sol[:n]
+        new_zero = zero + (sol[n] if fit_zero else 0.0)
+        if abs(new_zero) > max_zero:
+            sol, *_ = np.linalg.lstsq(f * w[:, None], q_all[use] * w, rcond=None)
+            new_params, new_zero = sol[:n], zero
+        if not _valid_params(family, new_params[None, :])[0]:
+            break
+        fit = _evaluate(family, new_params, centring, lines, new_zero, penalty)
+        if fit is None:
+            break
+        params, zero = new_params, new_zero
+        if fit.score > best.score - 1e-9 or fit.n_indexed > best.n_indexed:
+            improved = fit.score > best.score + 1e-6
+            best = fit
+            if not improved:
+                break
+        else:
+            break
+    return best
+
+
+def _best_centring(family, params, lines, zero, penalty):
+    """Refine with the primitive lattice, choose the centring by M20 among those that index as
+    many lines, refine again with it."""
+    fit = _refine(family, params, "P", lines, zero, penalty)
+    if fit is None:
+        return None
+    best = fit
+    for cen in CENTRINGS_OF[family][1:]:
+        other = _evaluate(family, fit.params, cen, lines, fit.zero, penalty)
+        if other is not None and other.n_indexed >= best.n_indexed and other.m20 > best.m20:
+            best = other
+    if best.centring != "P":
+        refined = _refine(family, best.params, best.centring, lines, best.zero, penalty)
+        if refined is not None and refined.score >= best.score:
+            best = refined
+    return best
+
+
+def _bravais_of(family, centring):
+    table = {"cubic": "c", "tetragonal": "t", "hexagonal": "h", "orthorhombic": "o", "monoclinic": "m", "triclinic": "a"}
+    letter = "S" if family in ("orthorhombic", "monoclinic") and centring in "ABC" else centring
+    if family == "monoclinic" and centring == "I":
+        letter = "S"
+    return table[family] + letter
+
+
+def _to_candidate(fit: _Fit, lines, found_as):
+    g = params_to_rmetric(fit.family, fit.params)
+    cell = Cell.from_reciprocal_metric(g)
+    reduced, _ = niggli_reduce(cell.primitive(fit.centring))
+    return CellCandidate(
+        lattice=_bravais_of(fit.family, fit.centring), crystal_system=fit.family, a=cell.a, b=cell.b, c=cell.c,
+        alpha=cell.alpha, beta=cell.beta, gamma=cell.gamma, volume=cell.volume, M20=fit.m20, F_N=fit.f_n,
+        F_N_detail=fit.f_detail, peaks_indexed=fit.n_indexed, peaks_used=len(lines.two_theta), zero_shift=fit.zero,
+        hkl=fit.hkl, indexed=fit.indexed, line_two_theta=lines.two_theta.copy(), delta_two_theta=fit.delta,
+        reduced=reduced, score=fit.score, centring=fit.centring, found_as=found_as)
+
+
+def _symmetry_upgrade(fit: _Fit, lines, penalty, length_tol=0.01, angle_tol=1.0):
+    """The highest-symmetry Bravais lattice the fitted metric allows, refined; the original fit
+    when none indexes the lines as well."""
+    cell = Cell.from_reciprocal_metric(params_to_rmetric(fit.family, fit.params))
+    try:
+        matches = lattice_symmetry(cell, fit.centring, length_tol, angle_tol)
+    except Exception:
+        return fit
+    for match in matches:
+        family = FAMILY_OF_BRAVAIS[match.bravais]
+        if SYSTEM_RANK[family] < SYSTEM_RANK[fit.family]:
+            break
+        if match.bravais == _bravais_of(fit.family, fit.centring):
+            return fit
+        centring = match.centring
+        params = cell_to_params(family, match.cell)
+        new = _refine(family, params, centring, lines, fit.zero, penalty)
+        if new is None:
+            continue
+        if (new.n_indexed >= fit.n_indexed and new.m20 >= 0.9 * fit.m20
+                and new.f_detail[1] <= 1.5 * fit.f_detail[1] + 0.003):
+            return new
+    return fit
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top_trials, t0, time_limit,
+            good_m20=30.0):
+    """Trials, quick scores and refinement for every family on one set of lines."""
+    n = len(lines.two_theta)
+    if max_unindexed is None:
+        max_unindexed = 1 if n <= 12 else (2 if n <= 20 else 3)
+    fits, searched, timed_out = [], [], False
+    if n < 4:
+        return fits, searched, timed_out
+    zeros = [0.0 if zero_shift is None else float(zero_shift)]
+    z_est = estimate_zero_shift(lines.two_theta)
+    if zero_shift is None and abs(z_est) > 0.01:
+        zeros.append(z_est)
+    v_range = (8.0, max_volume)
+    from . import zones
+
+    max_params = 6
+    for family in families:
+        if time.perf_counter() - t0 > time_limit:
+            timed_out = True
+            break
+        if n < N_PARAMS[family] + 3 or N_PARAMS[family] > max_params:
+            continue
+        searched.append(family)
+        found = []
+        for zi, zero in enumerate(zeros):
+            if zi > 0 and found and max(row[0] for row in found) > 12 * math.log(20.0):
+                continue
+            if family in ("monoclinic", "triclinic"):
+                trials = zones.trials(family, lines, zero, deadline=t0 + time_limit)
+            else:
+                n_first, limit = {"cubic": (4, 8), "tetragonal": (7, 4), "hexagonal": (7, 4),
+                                  "orthorhombic": (6, 2)}[family]
+                trials = _trials_linear(family, lines, zero, n_first, limit)
+            if not len(trials):
+                continue
+            trials = _dedupe(trials)
+            n_check = min(n, 14 if family in ("monoclinic", "triclinic") else 16)
+            good, scores, counts, cen = _quick_score(family, trials, lines, zero, n_check,
+                                                     max(max_unindexed, 1), v_range, penalty)
+            order = np.argsort(-scores)[:top_trials]
+            for i in order:
+                if scores[i] <= 0:
+                    continue
+                found.append((scores[i], good[i], zero))
+        found.sort(key=lambda row: -row[0])
+        refined_keys = set()
+        for _, params, zero in found[:top_trials]:
+            if time.perf_counter() - t0 > time_limit:
+                timed_out = True
+                break
+            fit = _best_centring(family, params, lines, zero, penalty)
+            if fit is None or n - fit.n_indexed > max_unindexed:
+                continue
+            key = (fit.centring, tuple(np.round(np.sort(fit.params) / max(fit.params.max(), 1e-12), 3)))
+            if key in refined_keys:
+                continue
+            refined_keys.add(key)
+            fit = _symmetry_upgrade(fit, lines, penalty)
+            fits.append((fit, family))
+            if fit.n_indexed == n and fit.m20 >= good_m20:
+                # a cell that indexes every line well: only families with at most one more
+                # parameter can still beat it
+                max_params = min(max_params, N_PARAMS[fit.family] + 1)
+    return fits, searched, timed_out
+
+
+def index_pattern(peaks, wavelength=None, *, time_limit=5.0, lattice_hint=None, n_lines=25, tolerance=0.03,
+                  min_significance=4.0, max_volume=4000.0, min_m20=6.0, max_unindexed=None, penalty=0.75,
+                  top_trials=12, systems=None, zero_shift=None) -> IndexingResult:
+    """Index a powder pattern.
+
+    peaks: a :class:`PeakSet` (its ``significance`` selects lines) or an array of 2theta
+    (deg); wavelength: angstrom (default: the PeakSet's). time_limit: seconds for the whole
+    search (checked between stages). lattice_hint: a crystal system, a Bravais lattice ("tI")
+    or a list of them: those families are searched first (the others still run if time
+    allows unless ``systems`` restricts them). n_lines: the first lines used (20-30).
+    tolerance: deg 2theta allowed beyond 3 sigma of each line. min_m20: acceptance.
+    max_unindexed: lines among the used ones allowed to stay unindexed (default 1 for up to
+    12 lines, 2 up to 20, 3 beyond). penalty: ranking factor per unindexed line among the first
+    20. zero_shift: a known zero shift (deg) to start from (refined anyway).
+    """
+    t0 = time.perf_counter()
+    if wavelength is None and not isinstance(peaks, PeakSet):
+        raise ValueError("wavelength is needed with a plain list of positions")
+    families = list(FAMILIES if systems is None else [s if s in FAMILIES else FAMILY_OF_BRAVAIS.get(s, s) for s in systems])
+    families = [("hexagonal" if f == "trigonal" else f) for f in families]
+    if lattice_hint is not None:
+        hints = [lattice_hint] if isinstance(lattice_hint, str) else list(lattice_hint)
+        hinted = [("hexagonal" if h == "trigonal" else FAMILY_OF_BRAVAIS.get(h, h)) for h in hints]
+        families = [f for f in hinted if f in families] + [f for f in families if f not in hinted]
+    line_sets = [_prepare_lines(peaks, wavelength, n_lines, tolerance, min_significance)]
+    if isinstance(peaks, PeakSet):
+        strong = _prepare_lines(peaks, wavelength, n_lines, tolerance, min_significance, min_relative=2.0)
+        if len(strong.two_theta) >= 6 and len(strong.two_theta) < len(line_sets[0].two_theta):
+            line_sets.insert(0, strong)
+    all_fits, searched, timed_out = [], [], False
+    for k, lines in enumerate(line_sets):
+        share = time_limit * (k + 1) / len(line_sets)  # each line set gets its share of the time
+        fits, s_fams, t_out = _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top_trials,
+                                      t0, share)
+        all_fits += [(f, fam, lines) for f, fam in fits]
+        searched += [f for f in s_fams if f not in searched]
+        timed_out |= t_out
+        if any(f.n_indexed == len(lines.two_theta) and f.m20 >= 30 for f, _ in fits) and k + 1 < len(line_sets):
+            # an excellent solution on the strong lines: check it on all lines, skip their search
+            full = line_sets[-1]
+            for f, fam in fits:
+                again = _refine(f.family, f.params, f.centring, full, f.zero, penalty)
+                if again is not None:
+                    all_fits.append((again, fam, full))
+            break
+    lines = line_sets[-1]
+    n = len(lines.two_theta)
+    if n < 4:
+        return IndexingResult([], False, f"only {n} usable lines (need >= 4)", time.perf_counter() - t0, False,
+                              tuple(), lines.two_theta, lines.wavelength)
+    candidates = _rank([_to_candidate(f, ls, fam) for f, fam, ls in all_fits])
+    elapsed = time.perf_counter() - t0
+    if not candidates:
+        return IndexingResult([], False, "no cell indexes the lines", elapsed, timed_out, tuple(searched),
+                              lines.two_theta, lines.wavelength)
+    top = candidates[0]
+    if top.M20 < min_m20:
+        return IndexingResult(candidates, False, f"best M20 {top.M20:.1f} below {min_m20:g}", elapsed, timed_out,
+                              tuple(searched), lines.two_theta, lines.wavelength)
+    return IndexingResult(candidates, True, "", elapsed, timed_out, tuple(searched), lines.two_theta,
+                          lines.wavelength)
+
+
+def _dedupe(trials, digits=3):
+    """One trial per cell (parameters equal to ``digits`` significant digits)."""
+    if not len(trials):
+        return trials
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mag = np.where(trials != 0, np.floor(np.log10(np.abs(trials))), 0)
+        mant = np.round(trials / 10**mag * 10**digits)
+    code = np.zeros(len(trials), dtype=np.int64)
+    for j in range(trials.shape[1]):
+        code = code * 1000003 + (mant[:, j].astype(np.int64) * 64 + mag[:, j].astype(np.int64))
+    _, first = np.unique(code, return_index=True)
+    return trials[np.sort(first)]
+
+
+def _rank(candidates, symmetry_bonus=0.3):
+    """Best first by score (times a small bonus per symmetry rank); equivalent lattices merged
+    (the higher-scoring one kept)."""
+    def merit(c):
+        return c.score + symmetry_bonus * SYSTEM_RANK[c.crystal_system]
+
+    candidates = sorted(candidates, key=merit, reverse=True)
+    kept = []
+    for cand in candidates:
+        dup = False
+        for other in kept:
+            if abs(cand.volume - other.volume) > 0.01 * other.volume:
+                continue
+            if compare_lattices(cand.cell, cand.centring, other.cell, other.centring, 0.005, 0.5)[0] == "equivalent":
+                dup = True
+                break
+        if not dup:
+            kept.append(cand)
+    return kept

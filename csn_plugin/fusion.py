@@ -1,0 +1,90 @@
+"""P(space group | pattern) from the network's posterior and the crystallographic evidence.
+
+The evidence (:mod:`csn_plugin.crystallography.evidence`) gives, for the best indexed cell,
+P(absence class | peaks, cell) over the absence classes compatible with its lattice. The network
+keeps what only intensities can tell: which group of a class (Laue class, centrosymmetry), and
+everything when indexing failed. With ``w`` the reliability of the cell (a logistic function of
+its de Wolff M20, fitted on simulated patterns, never on the measured development sets):
+
+    P_x(g)  = sum_k P(k | peaks) * q(g | k),   q(g | k) ~ p_net(g)^beta * prior(g)^(1 - beta) on k
+    P(g)   ~ (w * P_x(g) + (1 - w) * p_net(g)) ^ (1 / T)
+
+``p_net`` already holds the domain prior. Where there is no cell (or no extinction analysis), P is
+``p_net`` and the result says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    """The combination's parameters: reliability ``w = sigmoid(slope * (ln M20 - ln m20_mid))``
+    capped at ``max_weight``; ``beta``: trust in the network within a class; ``temperature``
+    of the fused posterior."""
+
+    m20_mid: float = 10.0
+    slope: float = 3.0
+    max_weight: float = 0.95
+    beta: float = 0.5
+    temperature: float = 1.0
+
+    def __post_init__(self):
+        for name, value in asdict(self).items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"fusion parameter {name} must be a finite number, got {value!r}")
+        if self.m20_mid <= 0 or self.temperature <= 0 or not 0 <= self.max_weight <= 1 or not 0 <= self.beta <= 1:
+            raise ValueError(f"fusion parameters out of range: {self}")
+
+    @classmethod
+    def bundled(cls) -> "FusionParams":
+        """The parameters fitted by ``benchmarks/fit_fusion.py`` (``csn_plugin/data/fusion.json``),
+        or the defaults when that file is absent."""
+        try:
+            text = resources.files("csn_plugin.data").joinpath("fusion.json").read_text()
+        except (FileNotFoundError, ModuleNotFoundError):
+            return cls()
+        fields = json.loads(text)["params"]
+        return cls(**{k: float(v) for k, v in fields.items() if k in cls.__dataclass_fields__})
+
+
+def reliability(cell, params: FusionParams) -> float:
+    """How much the cell's evidence is trusted, 0..max_weight (0 without a cell)."""
+    if cell is None or not math.isfinite(cell.M20) or cell.M20 <= 0:
+        return 0.0
+    x = params.slope * (math.log(cell.M20) - math.log(params.m20_mid))
+    return params.max_weight / (1.0 + math.exp(-x))
+
+
+def class_posterior(p_net, extinction, prior, beta) -> np.ndarray:
+    """(230,) P_x(g) = sum over classes of P(class) * q(g | class)."""
+    p_net = np.asarray(p_net, dtype=float)
+    prior = np.asarray(prior, dtype=float)
+    within = np.power(np.clip(p_net, 1e-300, None), beta) * np.power(np.clip(prior, 1e-300, None), 1 - beta)
+    out = np.zeros(230)
+    for probability, members in zip(extinction.probabilities, extinction.members):
+        idx = np.asarray(members, dtype=int) - 1
+        weights = within[idx]
+        total = weights.sum()
+        out[idx] += probability * (weights / total if total > 0 else np.full(len(idx), 1 / len(idx)))
+    return out
+
+
+def fuse(p_net, evidence, prior, params: FusionParams) -> tuple:
+    """(fused (230,) posterior, weight given to the evidence)."""
+    p_net = np.asarray(p_net, dtype=float)
+    if evidence is None or evidence.cell is None or evidence.extinction is None or not len(evidence.extinction):
+        return p_net, 0.0
+    weight = reliability(evidence.cell, params)
+    p_x = class_posterior(p_net, evidence.extinction, prior, params.beta)
+    mixed = weight * p_x + (1 - weight) * p_net
+    if params.temperature != 1.0:
+        mixed = np.power(np.clip(mixed, 1e-300, None), 1.0 / params.temperature)
+    total = mixed.sum()
+    return (mixed / total if total > 0 else p_net), weight

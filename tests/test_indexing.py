@@ -1,0 +1,151 @@
+"""Indexing (csn_plugin.crystallography.indexing and .cells): lattice symmetry and cell
+comparison, indexing of line positions simulated from real structures (with a zero shift and
+an impurity line), rendered patterns through the peak search, a measured lab pattern, and the
+"not indexed" outcome."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from csn_plugin.crystallography import Cell, PeakSet, find_peaks, index_pattern
+from csn_plugin.crystallography.cells import compare_lattices, lattice_symmetry, niggli_reduce
+from csn_plugin.simulate import simulate_reflections
+
+pytestmark = pytest.mark.one_thread
+CU_KA1 = 1.54056
+
+
+def _load_cases():
+    import importlib.util
+    import sys
+
+    if "crystallography_cases" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("crystallography_cases", Path(__file__).with_name("crystallography_cases.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["crystallography_cases"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["crystallography_cases"]
+
+
+cases = _load_cases()
+
+
+def _structure(label):
+    for row in cases.aflow_structures():
+        if row[0] == label:
+            return row
+    raise LookupError(label)
+
+
+def _lines(label, n=25, zero=0.0, min_rel=1.0, impurity=None):
+    """The first n line positions (deg, Cu Ka1) of a structure with relative intensity
+    (|F|^2 m LP) above min_rel %, shifted by ``zero``, plus an optional impurity line."""
+    name, lattice, frac, numbers, occ, sg = _structure(label)
+    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(60))))
+    theta = np.arcsin(CU_KA1 / (2 * refl.d))
+    lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    inten = refl.f2m * lp
+    tt = np.degrees(2 * theta)
+    keep = (inten > min_rel / 100 * inten.max()) & (tt > 8)
+    tt = np.sort(tt[keep])[:n] + zero
+    if impurity is not None:
+        tt = np.sort(np.append(tt, impurity))
+    return tt, Cell.from_matrix(lattice)
+
+
+def test_lattice_symmetry_finds_the_highest_lattice():
+    # a tI cell with c/a = sqrt(2) is cF; a hexagonal-metric oC cell is hP; R is found in hexagonal axes
+    cf = lattice_symmetry(Cell(3.5355339, 3.5355339, 5.0), "I")[0]
+    assert cf.bravais == "cF" and cf.cell.a == pytest.approx(5.0, rel=1e-4)
+    hp = lattice_symmetry(Cell(4.0, 4.0 * math.sqrt(3), 7.0), "C")[0]
+    assert hp.bravais == "hP" and hp.cell.gamma == pytest.approx(120)
+    hr = lattice_symmetry(Cell(4.76, 4.76, 12.99, 90, 90, 120), "R")[0]
+    assert hr.bravais == "hR" and hr.cell.c == pytest.approx(12.99, rel=1e-4)
+    assert lattice_symmetry(Cell(5, 6, 7, 80, 100, 95), "P")[0].bravais == "aP"
+    mono = lattice_symmetry(Cell(5, 6, 7, 90, 100, 90), "P")[0]
+    assert mono.bravais == "mP" and mono.cell.alpha == pytest.approx(90) and mono.cell.gamma == pytest.approx(90)
+
+
+def test_compare_lattices():
+    assert compare_lattices(Cell(5, 5, 5), "F", Cell(3.5355339, 3.5355339, 5.0), "I") == ("equivalent", 1)
+    assert compare_lattices(Cell(10, 5, 5), "P", Cell(5, 5, 5), "P") == ("supercell", 2)
+    assert compare_lattices(Cell(5, 5, 5), "P", Cell(5, 5, 5), "F") == ("supercell", 4)
+    assert compare_lattices(Cell(5, 5, 5), "P", Cell(10, 5, 5), "P") == ("subcell", 2)
+    assert compare_lattices(Cell(5.1, 5, 5), "P", Cell(5, 5, 5), "P")[0] == "different"
+    reduced, t = niggli_reduce(Cell(5, 6, 7, 90, 100, 90))
+    assert abs(round(np.linalg.det(t))) == 1 and reduced.volume == pytest.approx(Cell(5, 6, 7, 90, 100, 90).volume)
+
+
+@pytest.mark.parametrize("label,lattice", [
+    ("AB_cF8_225_a_b", "cF"),       # rock salt
+    ("AB3C6_cI80_206_a_d_e", "cI"),  # bixbyite-type Ia-3
+    ("A4B_tI10_139_de_a", "tI"),
+    ("A2B_tI12_141_e_a", "tI"),
+    ("A_hP2_194_c", "hP"),
+    ("A2B3_hR10_167_c_e", "hR"),    # corundum-type
+    ("A2B_oP12_62_2c_c", "oP"),
+])
+def test_indexes_simulated_lines(label, lattice):
+    tt, true = _lines(label, zero=0.03)
+    result = index_pattern(tt, CU_KA1, time_limit=20)
+    assert result.indexed, result.reason
+    best = result.best
+    assert best.lattice == lattice
+    assert compare_lattices(best.cell, best.centring, true, "P") == ("equivalent", 1)
+    assert best.zero_shift == pytest.approx(0.03, abs=0.01)
+    assert best.M20 > 20 and best.F_N > 10
+    assert best.peaks_indexed == best.peaks_used
+    # hkl are reported for every indexed line and reproduce its position
+    hkl = best.hkl[best.indexed]
+    q = best.cell.q(hkl)
+    calc = 2 * np.degrees(np.arcsin(CU_KA1 * np.sqrt(q) / 2)) + best.zero_shift
+    assert np.allclose(calc, best.line_two_theta[best.indexed], atol=0.02)
+    d = best.to_dict()
+    assert d["lattice"] == lattice and d["figure_of_merit"]["M20"] > 20
+
+
+def test_one_impurity_line_is_tolerated():
+    tt, true = _lines("AB_cF8_225_a_b", zero=0.0)
+    result = index_pattern(np.sort(np.append(tt, 33.3)), CU_KA1, time_limit=20)
+    best = result.best
+    assert best is not None and best.lattice == "cF"
+    assert best.peaks_indexed == best.peaks_used - 1
+    assert not best.indexed[np.argmin(np.abs(best.line_two_theta - 33.3))]
+
+
+def test_rendered_pattern_through_the_peak_search():
+    name, lattice, frac, numbers, occ, sg = _structure("A2B_tI12_141_e_a")
+    config = cases.measured_like_config(zero_shift=-0.02, impurities=False, peak_counts=(2e4, 2e4))
+    x, y, _ = cases.render_known(lattice, frac, numbers, occ, seed=11, config=config)
+    peaks = find_peaks(x, y, "CuKa")
+    result = index_pattern(peaks, time_limit=20)
+    assert result.indexed
+    assert compare_lattices(result.best.cell, result.best.centring, Cell.from_matrix(lattice), "P")[0] == "equivalent"
+    assert result.best.lattice == "tI"
+
+
+def test_random_lines_are_not_indexed():
+    rng = np.random.default_rng(5)
+    tt = np.sort(rng.uniform(10, 70, 25))
+    result = index_pattern(tt, CU_KA1, time_limit=10, systems=["cubic", "tetragonal", "hexagonal"])
+    assert not result.indexed and result.best is None and result.reason
+
+
+def test_too_few_lines_and_time_limit():
+    result = index_pattern(np.array([20.0, 30.0]), CU_KA1)
+    assert not result.indexed and "lines" in result.reason
+    tt, _ = _lines("A2B_oP12_62_2c_c")
+    fast = index_pattern(tt, CU_KA1, time_limit=0.0)
+    assert fast.timed_out and not fast.indexed
+
+
+@pytest.mark.skipif(not (cases.SHARED / "examples" / "MnO.xy").is_file(), reason="shared examples not found")
+def test_measured_mno_is_cubic_f():
+    data = np.loadtxt(cases.SHARED / "examples" / "MnO.xy", comments="#")
+    peaks = find_peaks(data[:, 0], data[:, 1], "CuKa")
+    result = index_pattern(peaks, time_limit=20)
+    assert result.indexed
+    assert result.best.lattice == "cF"
+    assert result.best.a == pytest.approx(4.445, abs=0.02)
