@@ -26,10 +26,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from csn_plugin.calibration import calibrate_model  # noqa: E402
-from csn_plugin.classifier import SpaceGroupClassifier  # noqa: E402
-from csn_plugin.evaluate import evaluate_sets  # noqa: E402
-from csn_plugin.network import parameter_count  # noqa: E402
+from csn_plugin.training.calibration import calibrate_model  # noqa: E402
+from csn_plugin.inference.classifier import SpaceGroupClassifier  # noqa: E402
+from csn_plugin.evaluation.sets import evaluate_sets  # noqa: E402
+from csn_plugin.nets.csn import parameter_count  # noqa: E402
 from evaluate_model import evaluation_sets  # noqa: E402
 
 # name: (architecture, network overrides, grid step, balance, table)
@@ -115,7 +115,7 @@ def bundle_baselines(args):
     so the sidecar's sha256 stays valid), with the uniform-prior caveat and a fitted temperature."""
     import shutil
 
-    from csn_plugin.model_io import sha256_of
+    from csn_plugin.nets.store import sha256_of
     from csn_plugin.models import MODELS_DIR
 
     for name in ("mlp", "cnn", "nopoolcnn"):

@@ -2,7 +2,7 @@
 
 Writes ``--files`` .xy files into a temporary folder -- noisy, rescaled copies of a few rendered
 patterns (the bundled example and patterns rendered from random stick lists by
-``csn_plugin.adapters.render_sticks``), 5-90 deg at 0.04 deg -- plus ``--bad`` unreadable
+``csn_plugin.inputs.render_sticks``), 5-90 deg at 0.04 deg -- plus ``--bad`` unreadable
 files, then runs ``csn classify FILES... --format jsonl`` once as a child process and reports
 its peak RSS (``getrusage(RUSAGE_CHILDREN).ru_maxrss``), its wall time, the time to its first
 jsonl line (output appears as it goes) and the numbers of answers and error entries.
@@ -27,7 +27,7 @@ STEP = 0.04
 
 def base_patterns(count, seed):
     """(two_theta, [intensity profiles]): the example resampled, then rendered random sticks."""
-    from csn_plugin.adapters import render_grid, render_sticks
+    from csn_plugin.inputs import render_grid, render_sticks
 
     grid = render_grid()
     keep = slice(None, None, int(round(STEP / (grid[1] - grid[0]))))

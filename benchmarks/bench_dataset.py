@@ -25,7 +25,7 @@ import numpy as np
 
 def stage_costs(n_items, seed):
     """Mean seconds per item of each stage of our path, in this process."""
-    from csn_plugin import dataset, structures
+    from csn_plugin.synth import dataset, structures
 
     rng = np.random.default_rng(seed)
     totals = Counter()
@@ -54,7 +54,7 @@ def stage_costs(n_items, seed):
 
 def ours_on(crystal_groups, rng):
     """Seconds for our path (generate + label + simulate) on random crystals of these groups."""
-    from csn_plugin import dataset, structures
+    from csn_plugin.synth import dataset, structures
 
     start = time.perf_counter()
     for group in crystal_groups:
@@ -76,7 +76,7 @@ def reference_on(crystals):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
     from pyxtal import pyxtal
 
-    from csn_plugin.structures import SYMBOLS
+    from csn_plugin.synth.structures import SYMBOLS
 
     calculator = XRDCalculator(wavelength=1.5406)
     failures = 0
@@ -109,8 +109,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from csn_plugin.dataset import build_dataset
-    from csn_plugin.structures import group_table, real_structures
+    from csn_plugin.synth.dataset import build_dataset
+    from csn_plugin.synth.structures import group_table, real_structures
 
     real_structures()  # the cached pool, as in a build
     for number in range(1, 231):

@@ -7,7 +7,7 @@ data (true cells known), and on the measured rruff-dev patterns (crystal system 
 Real structures: a deterministic sample of the Materials Project CIFs in ../shared (every
 ``--stride``-th of the archive, at most 80 sites; when ``csn_plugin.synth`` provides a
 development set with known cells, pass ``--synth``) and pymatgen's AFLOW prototypes, balanced
-over crystal systems (``--per-system``). Each is rendered with ``csn_plugin.render``'s
+over crystal systems (``--per-system``). Each is rendered with ``csn_plugin.synth.render``'s
 measured-like defaults (random zero shift and displacement, Ka1+Ka2, impurity lines in 40 %,
 noise, background), its peaks found with ``find_peaks`` and indexed with ``index_pattern``.
 Correct: the top candidate's reduced cell equals the true one within 0.5 % and 0.5 deg;
@@ -85,7 +85,7 @@ def run_structures(args):
     from csn_plugin.crystallography import extinction_probabilities, find_peaks, index_pattern
     from csn_plugin.crystallography.cells import Cell, compare_lattices
     from csn_plugin.priors import prior_probabilities
-    from csn_plugin.render import RenderConfig
+    from csn_plugin.synth.render import RenderConfig
     from csn_plugin.symmetry import absence_class, absence_class_members
 
     torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from csn_plugin import Pattern, SpaceGroupClassifier
-from csn_plugin.network import parameter_count
+from csn_plugin.nets.csn import parameter_count
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -4,7 +4,7 @@ peaks, intensity error, speed.
     nice -n 10 python benchmarks/bench_peaks.py --count 120
 
 Structures: pymatgen's AFLOW prototypes and Materials Project CIFs (``tests/crystallography_cases.py``),
-simulated with ``simulate_reflections`` and rendered by ``csn_plugin.render`` on a 0.01 deg grid
+simulated with ``simulate_reflections`` and rendered by ``csn_plugin.synth.render`` on a 0.01 deg grid
 (5-90 deg, Cu Ka1+Ka2 unless the renderer draws it absent) with its measured-like defaults
 (widths, noise, background, subtraction, asymmetry), a random zero shift kept known, no
 impurity lines, no displacement or wavelength error (so that the true line positions are known).

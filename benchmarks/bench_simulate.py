@@ -1,4 +1,4 @@
-"""Speed of csn_plugin.simulate against pymatgen's XRDCalculator on the test comparison set.
+"""Speed of csn_plugin.synth.simulate against pymatgen's XRDCalculator on the test comparison set.
 
     nice -n 10 python benchmarks/bench_simulate.py [--repeats 3]
 
@@ -45,7 +45,7 @@ def main():
 
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.simulate import _structure_arrays, simulate_peaks, simulate_reflections
+    from csn_plugin.synth.simulate import _structure_arrays, simulate_peaks, simulate_reflections
 
     structures = load_comparison_structures()
     calculator = XRDCalculator(1.5406)

@@ -37,7 +37,7 @@ def mineral_structures(count):
 
 def structure_peaks(structures, max_peaks=256, seed=0):
     """Padded (d, f2m, cos2) float32 arrays for pymatgen structures, strongest max_peaks by f2m x LP."""
-    from csn_plugin.simulate import lorentz_polarization, simulate_reflections
+    from csn_plugin.synth.simulate import lorentz_polarization, simulate_reflections
 
     rng = np.random.default_rng(seed)
     lists = []
@@ -117,7 +117,7 @@ def draw_figure(path, seed):
     import torch
 
     from csn_plugin.grid import ModelGrid
-    from csn_plugin.render import RenderConfig, render
+    from csn_plugin.synth.render import RenderConfig, render
 
     grid = ModelGrid()
     x = grid.two_theta
@@ -181,7 +181,7 @@ def main():
     import torch
 
     from csn_plugin.grid import ModelGrid
-    from csn_plugin.render import RenderConfig, pattern_statistics, render
+    from csn_plugin.synth.render import RenderConfig, pattern_statistics, render
 
     torch.set_num_threads(1)
     structures = [s for _, s in mineral_structures(args.count)]

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from csn_plugin.classifier import SpaceGroupClassifier
-from csn_plugin.evaluate import evaluate_sets, markdown_table, measured_set, pdcif_set, rendered_peak_set
-from csn_plugin.metrics import summarize
-from csn_plugin.render import RenderConfig, render
-from csn_plugin.simulate import simulate_reflections
+from csn_plugin.inference.classifier import SpaceGroupClassifier
+from csn_plugin.evaluation.sets import evaluate_sets, markdown_table, measured_set, pdcif_set, rendered_peak_set
+from csn_plugin.evaluation.metrics import summarize
+from csn_plugin.synth.render import RenderConfig, render
+from csn_plugin.synth.simulate import simulate_reflections
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -50,7 +50,7 @@ def rendered_structures(structures, grid, seed=4321, max_peaks=256):
 
 
 def real_structure_set(grid):
-    from csn_plugin.structures import real_structures
+    from csn_plugin.synth.structures import real_structures
 
     return rendered_structures([(r.lattice, r.frac_coords, r.atomic_numbers, r.space_group) for r in real_structures()], grid)
 

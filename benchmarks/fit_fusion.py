@@ -2,7 +2,7 @@
 report network-only beside fused on held-out simulated structures and the measured sets.
 
 Patterns: dev-set structures (test split of ``csn dataset real build``: structure types and minerals
-never trained on) rendered like measured data (``csn_plugin.render``, Ka1+Ka2, backgrounds, noise,
+never trained on) rendered like measured data (``csn_plugin.synth.render``, Ka1+Ka2, backgrounds, noise,
 impurities) on a 0.01-deg grid from 5 to 90 deg, the measured points the crystallography reads.
 Even-numbered structures fit the parameters (grid search on the negative log-likelihood), odd ones
 report; rruff-dev, the lab examples and the pdCIF profiles are only reported (nothing is fitted to
@@ -34,7 +34,7 @@ def rendered_devset(devset, count, seed=7):
     """[(two_theta, intensity, label)] of ``count`` dev structures rendered on the fine grid."""
     import torch
 
-    from csn_plugin.render import render
+    from csn_plugin.synth.render import render
     from csn_plugin.synth.devset import devset_peaks, load_devset
 
     items = load_devset(devset)
@@ -131,13 +131,13 @@ def scores(probabilities, labels):
 
 
 def fused_all(p_net, evidence, prior, params):
-    from csn_plugin.fusion import fuse
+    from csn_plugin.inference.fusion import fuse
 
     return np.stack([fuse(p, e, prior, params)[0] for p, e in zip(p_net, evidence)])
 
 
 def fit(p_net, evidence, labels, prior):
-    from csn_plugin.fusion import FusionParams
+    from csn_plugin.inference.fusion import FusionParams
 
     best = None
     for mid, slope, cap, beta in itertools.product((4, 6, 8, 12, 20, 40), (1.0, 2.0, 4.0, 8.0), (0.8, 0.9, 0.97, 0.995), (0.0, 0.25, 0.5, 0.75, 1.0)):
@@ -166,8 +166,8 @@ def main():
     parser.add_argument("--json", default=None, help="write the full report here")
     args = parser.parse_args()
 
-    from csn_plugin.classifier import SpaceGroupClassifier
-    from csn_plugin.fusion import FusionParams
+    from csn_plugin.inference.classifier import SpaceGroupClassifier
+    from csn_plugin.inference.fusion import FusionParams
 
     classifier = SpaceGroupClassifier(model=args.model, device="cpu", time_limit=args.time_limit, fusion=FusionParams())
     prior = classifier._prior

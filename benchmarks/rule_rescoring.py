@@ -9,9 +9,9 @@ import argparse
 import numpy as np
 import torch
 
-from csn_plugin.classifier import SpaceGroupClassifier
-from csn_plugin.evaluate import rendered_peak_set
-from csn_plugin.metrics import summarize
+from csn_plugin.inference.classifier import SpaceGroupClassifier
+from csn_plugin.evaluation.sets import rendered_peak_set
+from csn_plugin.evaluation.metrics import summarize
 from evaluate_model import real_structure_set
 
 

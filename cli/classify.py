@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from csn_plugin.errors import CsnError
+from ..errors import CsnError
 
 FORMATS = ("table", "json", "jsonl", "csv")
 PRIORS = ("uniform", "icsd", "cod", "mp")
@@ -30,7 +30,7 @@ class _NoProgress:
 def _check_wavelength(ctx, param, value):
     if value is None:
         return None
-    from csn_plugin.wavelengths import resolve_wavelength
+    from ..physics import resolve_wavelength
 
     try:
         return resolve_wavelength(value)
@@ -40,7 +40,7 @@ def _check_wavelength(ctx, param, value):
 
 def _one_line(error) -> str:
     """The error's text on one printable line (names with undecodable bytes escaped)."""
-    from csn_plugin.errors import display_name
+    from ..errors import display_name
 
     text = " ".join(str(error).split())
     return display_name(text) if text else type(error).__name__
@@ -58,7 +58,7 @@ def _error_message(source, error) -> str:
 
 
 def _build_classifier(name, device, prior, model):
-    from csn_plugin.plugins import get_classifiers
+    from ..plugins import get_classifiers
 
     factories = get_classifiers()
     if name not in factories:
@@ -72,7 +72,7 @@ def _build_classifier(name, device, prior, model):
     options = {"device": device, "prior": prior}
     if model is not None:
         options["model"] = model
-    from csn_plugin.errors import PriorWarning
+    from ..errors import PriorWarning
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -177,7 +177,7 @@ def classify(files, top_k, output_format, wavelength, device, batch_size, prior,
     A file that cannot be read is reported on one line (in JSON as {"source", "error"}); the
     others are still classified, and the exit status is 1.
     """
-    from csn_plugin.cli.info import plugin_warnings_as_lines
+    from .info import plugin_warnings_as_lines
 
     with plugin_warnings_as_lines():
         _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot)
@@ -186,15 +186,15 @@ def classify(files, top_k, output_format, wavelength, device, batch_size, prior,
 def _shown(source) -> str:
     """The file name as output shows it: unchanged when it is printable UTF-8, else escaped
     (``\\xff`` for bytes that are not UTF-8, ``\\n`` for a newline), so no writer can fail on it."""
-    from csn_plugin.errors import display_name
+    from ..errors import display_name
 
     return source if source == "" else display_name(source)
 
 
 def _read_one(source, wavelength):
     """(pattern or exception, [warning lines]) for one file; never raises for a bad file."""
-    from csn_plugin.adapters import to_pattern
-    from csn_plugin.errors import PatternWarning
+    from ..inputs import to_pattern
+    from ..errors import PatternWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PatternWarning)

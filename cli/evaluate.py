@@ -17,8 +17,8 @@ def evaluate(model_path, test_dataset, test_limit, measured_dirs, pdcif_dir, jso
     """Print a markdown table of top-1/2/5, macro-F1, crystal system, ECE per set and prior."""
     from pathlib import Path
 
-    from csn_plugin.classifier import SpaceGroupClassifier
-    from csn_plugin.evaluate import evaluate_sets, markdown_table, measured_set, pdcif_set, rendered_peak_set
+    from ..inference.classifier import SpaceGroupClassifier
+    from ..evaluation.sets import evaluate_sets, markdown_table, measured_set, pdcif_set, rendered_peak_set
 
     classifier = SpaceGroupClassifier(model=model_path, device=device)
     sets = {}
@@ -42,6 +42,6 @@ def evaluate(model_path, test_dataset, test_limit, measured_dirs, pdcif_dir, jso
 @click.option("--items", default=2048, show_default=True, help="Use at most this many held-out items (the first items of the dataset).")
 def calibrate(model_path, dataset_dir, items):
     """Fit the softmax temperature on held-out synthetic patterns and store it in the sidecar."""
-    from csn_plugin.calibration import calibrate_model
+    from ..training.calibration import calibrate_model
 
     click.echo(f"temperature {calibrate_model(model_path, dataset_dir, items=items):.3f} written to the sidecar of {model_path}")

@@ -13,7 +13,7 @@ _HIDDEN_KEYS = {"sha256", "config", "grid", "format"}
 @contextlib.contextmanager
 def plugin_warnings_as_lines():
     """Show plugin failures as one ``warning: ...`` line each on stderr, not as Python warnings."""
-    from csn_plugin.plugins import PluginWarning, get_plugin_errors
+    from ..plugins import PluginWarning, get_plugin_errors
 
     before = len(get_plugin_errors())
     with warnings.catch_warnings():
@@ -27,7 +27,7 @@ def plugin_warnings_as_lines():
 
 def _model_summary() -> dict:
     """What the bundled model's JSON sidecar says, without loading torch or the weights."""
-    from csn_plugin.model_io import bundled_model_path, sidecar_path
+    from ..nets.store import bundled_model_path, sidecar_path
 
     weights = bundled_model_path()
     sidecar = sidecar_path(weights)
@@ -60,7 +60,7 @@ def _device_summary() -> dict:
 
 
 def _plugin_summary() -> dict:
-    from csn_plugin.plugins import get_classifiers, get_plugin_errors, get_readers, list_plugins
+    from ..plugins import get_classifiers, get_plugin_errors, get_readers, list_plugins
 
     return {
         "plugins": list_plugins(),
@@ -82,7 +82,7 @@ def _short(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(as_json):
     """Show the bundled model's card, the compute device and the installed plugins."""
-    from csn_plugin import __version__
+    from .. import __version__
 
     with plugin_warnings_as_lines():
         summary = {"csn": __version__, "model": _model_summary(), "device": _device_summary(), **_plugin_summary()}
@@ -108,7 +108,7 @@ def info(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the list as JSON: [{name, hooks, version}].")
 def plugins(as_json):
     """List the installed pxrd plugins (csn's own first) and the hooks each implements."""
-    from csn_plugin.plugins import list_plugins
+    from ..plugins import list_plugins
 
     with plugin_warnings_as_lines():
         listed = list_plugins()

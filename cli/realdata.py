@@ -29,7 +29,7 @@ def build(out_dir, mp_tar, sources, workers, shards, variants, quiet):
 
     Resumable: rerun the same command after an interruption (finished slices are kept).
     """
-    from csn_plugin.synth.store import build_store, write_peak_shards
+    from ..synth.store import build_store, write_peak_shards
 
     names = [name.strip() for name in sources.split(",") if name.strip()] or None
     try:
@@ -58,7 +58,7 @@ def build(out_dir, mp_tar, sources, workers, shards, variants, quiet):
 @click.option("--quiet", is_flag=True)
 def shards(store_dir, out_dir, variants, shard_size, max_atoms, random_every, val_items, seed, workers, limit_shards, quiet):
     """Write PeakDataset shards (for `csn train --dataset`) from the train split, with augmented variants."""
-    from csn_plugin.synth.store import write_peak_shards
+    from ..synth.store import write_peak_shards
 
     try:
         manifest = write_peak_shards(store_dir, out_dir, variants=variants, shard_size=shard_size, max_atoms=max_atoms,

@@ -2,7 +2,7 @@
 
 import click
 
-from csn_plugin.wavelengths import DEFAULT_WAVELENGTH, resolve_wavelength
+from ..physics import DEFAULT_WAVELENGTH, resolve_wavelength
 
 
 def _wavelength(ctx, param, value):
@@ -50,8 +50,8 @@ def simulate(structure, output, wavelength, two_theta_range):
     reflections, and the number of reflections in the peak. Same physics as pymatgen's
     XRDCalculator.
     """
-    from csn_plugin.errors import CsnError
-    from csn_plugin.simulate import simulate_peaks
+    from ..errors import CsnError
+    from ..synth.simulate import simulate_peaks
 
     try:
         peaks = simulate_peaks(structure, wavelength, two_theta_range=tuple(two_theta_range))

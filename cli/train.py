@@ -24,7 +24,7 @@ import click
 @click.option("--measured", "measured_dir", default="", help="A labelled measured set (labels.csv + .xy) to log accuracy on; never used for training.")
 def train(dataset_dir, out, steps, batch_size, lr, rule_weight, balance, grid_step, architecture, model_json, val_every, seed, device, threads, max_minutes, measured_dir):
     """Train (or resume) CSN; writes OUT/model.safetensors with its JSON sidecar."""
-    from csn_plugin.train import TrainConfig, train as run
+    from ..training.train import TrainConfig, train as run
 
     try:
         model = json.loads(model_json)

@@ -8,9 +8,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Pattern": "csn_plugin.pattern",
-    "SpaceGroupClassifier": "csn_plugin.classifier",
-    "ClassificationResult": "csn_plugin.result",
-    "simulate_peaks": "csn_plugin.simulate",
+    "SpaceGroupClassifier": "csn_plugin.inference.classifier",
+    "ClassificationResult": "csn_plugin.inference.result",
+    "simulate_peaks": "csn_plugin.synth.simulate",
     "space_group": "csn_plugin.symmetry",
     "symmetry_rules": "csn_plugin.symmetry",
 }

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .wavelengths import DEFAULT_WAVELENGTH
+from .physics import DEFAULT_WAVELENGTH
 
 
 @dataclass(frozen=True)

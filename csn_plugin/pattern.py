@@ -4,7 +4,7 @@ import numpy as np
 
 from .errors import PatternError
 from .grid import ModelGrid
-from .wavelengths import DEFAULT_WAVELENGTH, resolve_wavelength
+from .physics import DEFAULT_WAVELENGTH, resolve_wavelength
 
 MIN_POINTS = 50
 # A scan narrower than this (degrees 2theta) inside the model's range is refused as too narrow to

@@ -367,7 +367,7 @@ def validate_result(result, top_k=None):
         previous = probability
     _pair(result.crystal_system, "crystal_system")
     _pair(result.bravais_lattice, "bravais_lattice")
-    from .result import ClassificationResult
+    from .inference.result import ClassificationResult
 
     if type(result) is ClassificationResult:  # csn's own class: its to_dict is JSON when its fields are
         for field in ("crystal_systems", "bravais_lattices", "rules"):

@@ -20,7 +20,7 @@ _shared_options = {}
 
 def csn_classifier(**options):
     """Factory of the ``"csn"`` classifier: ``SpaceGroupClassifier(**options)``."""
-    from csn_plugin.classifier import SpaceGroupClassifier
+    from ..inference.classifier import SpaceGroupClassifier
 
     return SpaceGroupClassifier(**options)
 
@@ -47,7 +47,7 @@ def shared_classifier():
 def identify_space_group(data, hook=None, top_k=5):
     """Classify ``data`` (anything ``SpaceGroupClassifier.predict`` accepts), hand the result to the
     host's ``pxrd_classification_done`` through ``hook`` (csn's own when None) and return it."""
-    from csn_plugin.plugins import notify_classification_done
+    from ..plugins import notify_classification_done
 
     result = shared_classifier().predict(data, top_k=top_k)
     notify_classification_done(result.source, result, hook=hook)
@@ -56,7 +56,7 @@ def identify_space_group(data, hook=None, top_k=5):
 
 @hookimpl
 def pxrd_register_classifiers(register):
-    from csn_plugin.model_io import BUNDLED_BASELINES
+    from ..nets.store import BUNDLED_BASELINES
 
     register("csn", csn_classifier)
     for name in BUNDLED_BASELINES:
@@ -65,7 +65,7 @@ def pxrd_register_classifiers(register):
 
 @hookimpl
 def pxrd_register_readers(register):
-    from csn_plugin.readers import BUILTIN_READERS
+    from ..readers import BUILTIN_READERS
 
     readers = BUILTIN_READERS.values() if isinstance(BUILTIN_READERS, dict) else BUILTIN_READERS
     for reader in readers:

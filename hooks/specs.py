@@ -45,7 +45,7 @@ class SpaceGroupPredictionLike(Protocol):
 
 @runtime_checkable
 class ClassificationResultLike(Protocol):
-    """The answer for one pattern (csn's is ``csn_plugin.result.ClassificationResult``)."""
+    """The answer for one pattern (csn's is ``csn_plugin.inference.result.ClassificationResult``)."""
 
     source: Optional[str]  # the input's name
     predictions: Sequence[SpaceGroupPredictionLike]  # exactly top_k, most probable first, distinct groups

@@ -21,7 +21,7 @@ def one_torch_thread(request):
 @pytest.fixture(scope="session")
 def tiny_dataset_dir(tmp_path_factory):
     """A real 40-item peak-list dataset built once per test session."""
-    from csn_plugin.dataset import build_dataset
+    from csn_plugin.synth.dataset import build_dataset
 
     directory = tmp_path_factory.mktemp("tiny-dataset")
     build_dataset(directory, count=40, seed=1, workers=1, progress=False)

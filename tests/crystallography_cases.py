@@ -3,7 +3,7 @@
 - :func:`aflow_structures`: pymatgen's AFLOW prototypes (real structure types), as arrays.
 - :func:`mp_structures`: a deterministic sample of the Materials Project CIFs in ``../shared``.
 - :func:`render_known`: a structure simulated (``simulate_reflections``) and rendered with
-  ``csn_plugin.render`` like a measured pattern on a fine 2theta grid, with the true Ka1 line
+  ``csn_plugin.synth.render`` like a measured pattern on a fine 2theta grid, with the true Ka1 line
   positions and integrated intensities it was rendered from.
 """
 
@@ -96,7 +96,7 @@ def mp_structures(count=200, stride=97, max_sites=120, offset=0):
 def measured_like_config(zero_shift=0.0, impurities=True, **changes):
     """The renderer's realistic defaults with a fixed zero shift and no displacement or
     wavelength error (so the true line positions are known), whole 5-90 deg range."""
-    from csn_plugin.render import RenderConfig
+    from csn_plugin.synth.render import RenderConfig
 
     config = RenderConfig().replace(
         zero_shift=(zero_shift, zero_shift), displacement=(0.0, 0.0), wavelength_error=(0.0, 0.0),
@@ -113,8 +113,8 @@ def render_known(lattice, frac, numbers, occupancy=None, seed=0, config=None, wa
     zero shift included), "intensity" (integrated, relative to the strongest = 100), "d"."""
     import torch
 
-    from csn_plugin.render import render
-    from csn_plugin.simulate import simulate_reflections
+    from csn_plugin.synth.render import render
+    from csn_plugin.synth.simulate import simulate_reflections
 
     config = measured_like_config() if config is None else config
     d_min = wavelength / (2 * math.sin(math.radians(min(stop + 2, 179) / 2)))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from csn_plugin.adapters import to_pattern
+from csn_plugin.inputs import to_pattern
 from csn_plugin.errors import PatternError, PatternWarning, display_name
 from csn_plugin.readers import BUILTIN_READERS, MAX_FILE_BYTES, MAX_MEMBER_BYTES, read_pattern
 

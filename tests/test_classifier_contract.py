@@ -38,10 +38,10 @@ PROJECTION = '''
 import numpy as np
 
 from csn_plugin import symmetry
-from csn_plugin.adapters import to_pattern
+from csn_plugin.inputs import to_pattern
 from csn_plugin.errors import PatternError
 from csn_plugin.grid import ModelGrid
-from csn_plugin.result import ClassificationResult, SpaceGroupPrediction
+from csn_plugin.inference.result import ClassificationResult, SpaceGroupPrediction
 
 
 class ProjectionClassifier:
@@ -435,7 +435,7 @@ def test_cli_reports_a_factory_that_raises_typeerror(use_plugins):
     ({"probabilities": np.full(230, 1 / 230), "rules": {"glide": "0.5"}}, "rules must map names to finite numbers"),
 ])
 def test_validate_result_cases(bad, problem):
-    from csn_plugin.result import ClassificationResult, SpaceGroupPrediction
+    from csn_plugin.inference.result import ClassificationResult, SpaceGroupPrediction
 
     probabilities = bad["probabilities"]
     top = bad.get("top", 3)
@@ -581,7 +581,7 @@ def test_parametrize_helpers_cover_every_check():
 
 def test_validate_result_checks_to_dict_of_other_result_classes():
     """A plugin's own result class: its to_dict() must be a dict that JSON can write (no NaN)."""
-    from csn_plugin.result import SpaceGroupPrediction
+    from csn_plugin.inference.result import SpaceGroupPrediction
 
     class OwnResult:
         source = "x"

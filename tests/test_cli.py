@@ -36,15 +36,15 @@ def run(*args):
 @pytest.fixture(scope="module")
 def model_args(tmp_path_factory):
     """No extra option with the bundled model; ``--model`` an untrained CSN when it is missing."""
-    from csn_plugin.model_io import bundled_model_path
+    from csn_plugin.nets.store import bundled_model_path
 
     if bundled_model_path().is_file():
         return []
     import torch
 
     from csn_plugin.grid import ModelGrid
-    from csn_plugin.model_io import save_model
-    from csn_plugin.network import CSN, CSNConfig
+    from csn_plugin.nets.store import save_model
+    from csn_plugin.nets.csn import CSN, CSNConfig
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "random-csn.safetensors"
@@ -234,7 +234,7 @@ def test_classify_with_a_bundled_baseline():
 @pytest.fixture()
 def model_with_prior_caveat(tmp_path):
     """A copy of the bundled model whose sidecar marks the uniform prior as unreliable."""
-    from csn_plugin.model_io import bundled_model_path, sidecar_path
+    from csn_plugin.nets.store import bundled_model_path, sidecar_path
 
     weights = tmp_path / "caveat.safetensors"
     shutil.copyfile(bundled_model_path(), weights)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from csn_plugin import dataset as ds
-from csn_plugin import structures
+from csn_plugin.synth import dataset as ds
+from csn_plugin.synth import structures
 from csn_plugin.cli.main import cli
 
 COUNT, SHARD = 60, 20
@@ -136,7 +136,7 @@ def test_balanced_build_covers_many_groups(tmp_path):
 
 
 def test_peak_dataset_split_and_batch(built):
-    from csn_plugin.simulate import lorentz_polarization
+    from csn_plugin.synth.simulate import lorentz_polarization
 
     directory, _ = built
     data = ds.PeakDataset(directory)

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from csn_plugin.cli.main import cli
-from csn_plugin.evaluate import (
+from csn_plugin.evaluation.sets import (
     apply_prior,
     evaluate_sets,
     markdown_table,
@@ -40,7 +40,7 @@ def dataset_dir(tiny_dataset_dir):
 
 @pytest.fixture(scope="module")
 def model_path(dataset_dir, tmp_path_factory):
-    from csn_plugin.train import TrainConfig, train
+    from csn_plugin.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("run")
     train(TrainConfig(dataset=str(dataset_dir), out=str(out), steps=6, batch_size=8, val_every=3, checkpoint_every=3,
@@ -51,7 +51,7 @@ def model_path(dataset_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def classifier(model_path):
-    from csn_plugin.classifier import SpaceGroupClassifier
+    from csn_plugin.inference.classifier import SpaceGroupClassifier
 
     return SpaceGroupClassifier(model=model_path, device="cpu")
 
@@ -78,7 +78,7 @@ def test_measured_set_reads_every_labelled_pattern(rruff):
 
 
 def test_rendered_peak_set(dataset_dir):
-    from csn_plugin.dataset import PeakDataset
+    from csn_plugin.synth.dataset import PeakDataset
 
     values, masks, labels = rendered_peak_set(dataset_dir, GRID, limit=10)
     assert values.shape == masks.shape == (10, GRID.size)
@@ -117,7 +117,7 @@ def test_apply_prior():
 
 
 def test_uniform_posteriors_undo_the_classifier_prior(model_path, classifier, dataset_dir):
-    from csn_plugin.classifier import SpaceGroupClassifier
+    from csn_plugin.inference.classifier import SpaceGroupClassifier
 
     values, masks, _ = rendered_peak_set(dataset_dir, classifier.grid, limit=6)
     uniform = uniform_posteriors(classifier, values, masks)

@@ -61,7 +61,7 @@ def test_contract_protocols_are_written_and_documented():
 
 def test_factory_keywords_are_those_of_csns_classifier():
     """The Protocol's keyword options and defaults are SpaceGroupClassifier's own (written once)."""
-    from csn_plugin.classifier import SpaceGroupClassifier
+    from csn_plugin.inference.classifier import SpaceGroupClassifier
 
     protocol = inspect.signature(specs.ClassifierFactory.__call__).parameters
     keywords = {n: p.default for n, p in protocol.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
@@ -75,7 +75,7 @@ def test_csns_own_objects_satisfy_the_protocols():
 
     from csn_plugin.hooks.builtin import csn_classifier
     from csn_plugin.readers import BUILTIN_READERS
-    from csn_plugin.result import ClassificationResult, SpaceGroupPrediction
+    from csn_plugin.inference.result import ClassificationResult, SpaceGroupPrediction
 
     assert isinstance(csn_classifier, specs.ClassifierFactory)
     assert all(isinstance(reader, specs.PatternReader) for reader in BUILTIN_READERS.values())

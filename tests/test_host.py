@@ -59,15 +59,15 @@ class ReferenceHost:
 @pytest.fixture(scope="module")
 def menu_model(tmp_path_factory):
     """The menu item's classifier: the bundled model, else an untrained CSN of the same shape."""
-    from csn_plugin.model_io import bundled_model_path
+    from csn_plugin.nets.store import bundled_model_path
 
     path = None
     if not bundled_model_path().is_file():
         import torch
 
         from csn_plugin.grid import ModelGrid
-        from csn_plugin.model_io import save_model
-        from csn_plugin.network import CSN, CSNConfig
+        from csn_plugin.nets.store import save_model
+        from csn_plugin.nets.csn import CSN, CSNConfig
 
         torch.manual_seed(0)
         path = tmp_path_factory.mktemp("model") / "random-csn.safetensors"

@@ -11,7 +11,7 @@ import pytest
 
 from csn_plugin.crystallography import Cell, PeakSet, find_peaks, index_pattern
 from csn_plugin.crystallography.cells import compare_lattices, lattice_symmetry, niggli_reduce
-from csn_plugin.simulate import simulate_reflections
+from csn_plugin.synth.simulate import simulate_reflections
 
 pytestmark = pytest.mark.one_thread
 CU_KA1 = 1.54056

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from csn_plugin.metrics import class_balanced_indices, expected_calibration_error, macro_f1, summarize, top_k_accuracy
+from csn_plugin.evaluation.metrics import class_balanced_indices, expected_calibration_error, macro_f1, summarize, top_k_accuracy
 
 
 def probabilities_from(rows):

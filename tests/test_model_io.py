@@ -7,9 +7,9 @@ import pickle
 import pytest
 import torch
 
-from csn_plugin.architectures import build_network
+from csn_plugin.nets.registry import build_network
 from csn_plugin.grid import ModelGrid
-from csn_plugin.model_io import load_model, save_model, sha256_of, sidecar_path
+from csn_plugin.nets.store import load_model, save_model, sha256_of, sidecar_path
 
 pytestmark = pytest.mark.one_thread
 
@@ -140,8 +140,8 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
 
 
 # ------------------------------------------------------------------- pinned bundled weights
-from csn_plugin import model_io  # noqa: E402
-from csn_plugin.model_io import BUNDLED_BASELINES, BUNDLED_NAME, BUNDLED_SHA256, bundled_model_path  # noqa: E402
+from csn_plugin.nets import store as model_io  # noqa: E402
+from csn_plugin.nets.store import BUNDLED_BASELINES, BUNDLED_NAME, BUNDLED_SHA256, bundled_model_path  # noqa: E402
 
 
 def test_pinned_manifest_covers_every_bundled_file_and_agrees_with_the_sidecars():
@@ -186,7 +186,7 @@ def test_replaced_bundled_weights_are_refused_even_with_a_rewritten_sidecar(bund
     info["sha256"] = sha256_of(bundled_copy)  # the sidecar agrees with the replaced file...
     sidecar_path(bundled_copy).write_text(json.dumps(info))
     for model in ("baseline-mlp", str(bundled_copy)):  # ...by name and by path: the pin in code refuses it
-        with pytest.raises(ValueError, match="pinned in csn_plugin.model_io") as caught:
+        with pytest.raises(ValueError, match="pinned in csn_plugin.nets.store") as caught:
             load_model(model)
         assert "\n" not in str(caught.value)
 
@@ -304,7 +304,7 @@ def test_cli_refuses_a_bad_sidecar_in_one_line(saved_mlp):
 
 
 def test_rule_rescoring_option_is_validated(saved_mlp):
-    from csn_plugin.classifier import SpaceGroupClassifier
+    from csn_plugin.inference.classifier import SpaceGroupClassifier
 
     for bad in (NAN, -2.0, "strong"):
         with pytest.raises(ValueError, match="rule_rescoring"):

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from csn_plugin.architectures import ARCHITECTURE_NAMES, build_network
-from csn_plugin.baselines import MLP, BaselineConfig, NoPoolCNN, ParkCNN
-from csn_plugin.network import (
+from csn_plugin.nets.registry import ARCHITECTURE_NAMES, build_network
+from csn_plugin.nets.baselines import MLP, BaselineConfig, NoPoolCNN, ParkCNN
+from csn_plugin.nets.csn import (
     CSN,
     N_RULES,
     N_SPACE_GROUPS,

@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from csn_plugin.errors import PatternError
 from csn_plugin.pattern import MIN_POINTS, Pattern
-from csn_plugin.wavelengths import WAVELENGTHS
+from csn_plugin.physics import WAVELENGTHS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RRUFF = DATA / "rruff-dev" / "rruff-0002.xy"

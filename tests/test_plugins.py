@@ -11,7 +11,7 @@ import pytest
 
 import csn_plugin
 from csn_plugin import plugins
-from csn_plugin.model_io import BUNDLED_BASELINES
+from csn_plugin.nets.store import BUNDLED_BASELINES
 from csn_plugin.pattern import Pattern
 from csn_plugin.plugins import PluginWarning
 from csn_plugin.readers import BUILTIN_READERS
@@ -51,12 +51,12 @@ THROWAWAY_MODULES = {
 
         import numpy as np
 
-        from csn_plugin.adapters import to_pattern
+        from csn_plugin.inputs import to_pattern
         from csn_plugin.errors import PatternError
         from csn_plugin.grid import ModelGrid
         from csn_plugin.hooks.specs import MenuItem, hookimpl
         from csn_plugin.pattern import Pattern
-        from csn_plugin.result import ClassificationResult, SpaceGroupPrediction
+        from csn_plugin.inference.result import ClassificationResult, SpaceGroupPrediction
         from csn_plugin import symmetry
 
 
@@ -180,8 +180,8 @@ def random_csn_model(directory):
     import torch
 
     from csn_plugin.grid import ModelGrid
-    from csn_plugin.model_io import save_model
-    from csn_plugin.network import CSN, CSNConfig
+    from csn_plugin.nets.store import save_model
+    from csn_plugin.nets.csn import CSN, CSNConfig
 
     torch.manual_seed(0)
     path = Path(directory) / "random-csn.safetensors"
@@ -192,7 +192,7 @@ def random_csn_model(directory):
 @pytest.fixture(scope="module")
 def csn_options(tmp_path_factory):
     """Options for the "csn" factory: the bundled model if present, else an untrained one."""
-    from csn_plugin.model_io import bundled_model_path
+    from csn_plugin.nets.store import bundled_model_path
 
     if bundled_model_path().is_file():
         return {}

@@ -145,7 +145,7 @@ def test_optional_extras_are_never_imported_unguarded():
     optional = set().union(*(names for extra, names in extras.items() if extra != "test"))
     imports = top_level_imports(("csn_plugin", "hooks", "cli", "tests"))
     assert not {module for module in imports if distributions_of(module) & optional}
-    from csn_plugin import structures
+    from csn_plugin.synth import structures
 
     assert "minerals" in extras and "robocrys" in extras["minerals"]
     assert "csn-plugin[minerals]" in structures.MINERALS_MISSING

@@ -1,4 +1,4 @@
-"""csn_plugin.render: geometry of clean renders, each artifact's direction, and realism against the
+"""csn_plugin.synth.render: geometry of clean renders, each artifact's direction, and realism against the
 measured rruff-dev patterns."""
 
 import gzip
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from csn_plugin.render import RenderConfig, pattern_statistics, render
-from csn_plugin.wavelengths import CU_KA1, CU_KA2
+from csn_plugin.synth.render import RenderConfig, pattern_statistics, render
+from csn_plugin.physics import CU_KA1, CU_KA2
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -70,7 +70,7 @@ def mineral_peaks(count, seed=0):
     robocrys = pytest.importorskip("robocrys")
     from pymatgen.core import Structure
 
-    from csn_plugin.simulate import simulate_reflections
+    from csn_plugin.synth.simulate import simulate_reflections
 
     path = os.path.join(os.path.dirname(robocrys.__file__), "condense", "mineral_db.json.gz")
     with gzip.open(path, "rt") as handle:

@@ -1,4 +1,4 @@
-"""csn_plugin.simulate against pymatgen's XRDCalculator on varied real structures."""
+"""csn_plugin.synth.simulate against pymatgen's XRDCalculator on varied real structures."""
 
 import functools
 import gzip
@@ -64,7 +64,7 @@ def comparison_structures():
     import pyxtal
     from pymatgen.core import Structure
 
-    from csn_plugin.structures import mineral_db_path
+    from csn_plugin.synth.structures import mineral_db_path
 
     picks = []
     aflow_path = Path(prototypes.__file__).parent / "aflow_prototypes.json.gz"
@@ -148,7 +148,7 @@ def test_comparison_set_is_varied(structures):
 def test_agrees_with_pymatgen_cu(structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     calculator = XRDCalculator(1.5406)
     for name, structure in structures:
@@ -172,7 +172,7 @@ def _pymatgen_families(pattern):
 def test_hkl_families_and_multiplicities_match_pymatgen(structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     calculator = XRDCalculator(1.5406)
     checked_hexagonal = 0
@@ -190,7 +190,7 @@ def test_hkl_families_and_multiplicities_match_pymatgen(structures):
 def test_textbook_multiplicities_rock_salt():
     from pymatgen.core import Lattice, Structure
 
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     nacl = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     peaks = simulate_peaks(nacl, two_theta_range=(0, 120))
@@ -207,7 +207,7 @@ def test_textbook_multiplicities_rock_salt():
 def test_other_wavelengths(structures, wavelength, pymatgen_wavelength, high):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     calculator = XRDCalculator(pymatgen_wavelength)
     for name, structure in structures[::5]:
@@ -221,7 +221,7 @@ def test_other_wavelengths(structures, wavelength, pymatgen_wavelength, high):
 def test_whole_sphere_when_range_is_none(structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     name, structure = next((n, s) for n, s in structures if n.startswith("random:2"))
     reference = XRDCalculator("CrKa").get_pattern(structure, two_theta_range=None)
@@ -234,7 +234,7 @@ def test_cif_path_input(tmp_path, structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
     from pymatgen.io.cif import CifWriter
 
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     name, structure = next((n, s) for n, s in structures if n.startswith("random:14"))
     path = tmp_path / "written.cif"
@@ -270,7 +270,7 @@ def _arrays(structure):
 def test_reflections_times_lp_give_pymatgen_intensities(structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.simulate import lorentz_polarization, simulate_reflections
+    from csn_plugin.synth.simulate import lorentz_polarization, simulate_reflections
 
     wavelength, d_min = 1.5406, 0.889
     calculator = XRDCalculator(wavelength)
@@ -290,7 +290,7 @@ def test_reflections_times_lp_give_pymatgen_intensities(structures):
 def test_reflections_po_direction_cos2():
     from pymatgen.core import Lattice, Structure
 
-    from csn_plugin.simulate import simulate_reflections
+    from csn_plugin.synth.simulate import simulate_reflections
 
     rutile = Structure.from_spacegroup(
         "P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.3053, 0.3053, 0]]
@@ -314,7 +314,7 @@ def test_reflections_po_direction_cos2():
 
 
 def test_reflections_chunking_does_not_change_results(monkeypatch, structures):
-    import csn_plugin.simulate as simulate
+    import csn_plugin.synth.simulate as simulate
 
     name, structure = max(structures, key=lambda pick: len(pick[1]))
     arrays = _arrays(structure)
@@ -326,14 +326,14 @@ def test_reflections_chunking_does_not_change_results(monkeypatch, structures):
 
 
 def test_lorentz_polarization_values():
-    from csn_plugin.simulate import lorentz_polarization
+    from csn_plugin.synth.simulate import lorentz_polarization
 
     # at 2theta = 90: (1 + 0) / (1/2 * sqrt(1/2)); at 60: (1 + 1/4) / (1/4 * sqrt(3)/2)
     np.testing.assert_allclose(lorentz_polarization([90.0, 60.0]), [2 * np.sqrt(2), 10 / np.sqrt(3)])
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
-    from csn_plugin.simulate import StructureError, simulate_peaks, simulate_reflections
+    from csn_plugin.synth.simulate import StructureError, simulate_peaks, simulate_reflections
 
     with pytest.raises(StructureError, match="expected a pymatgen Structure"):
         simulate_peaks(42)
@@ -366,7 +366,7 @@ def test_cli_prints_and_writes_peak_table(tmp_path, structures):
     from pymatgen.io.cif import CifWriter
 
     from csn_plugin.cli.main import cli
-    from csn_plugin.simulate import simulate_peaks
+    from csn_plugin.synth.simulate import simulate_peaks
 
     name, structure = next((n, s) for n, s in structures if n.startswith("random:148"))
     cif = tmp_path / "trigonal.cif"
@@ -415,7 +415,7 @@ def test_huge_cells_are_refused_before_allocating(a):
     import resource
     import time
 
-    from csn_plugin.simulate import MAX_REFLECTIONS, ReflectionLimitError, simulate_reflections
+    from csn_plugin.synth.simulate import MAX_REFLECTIONS, ReflectionLimitError, simulate_reflections
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
@@ -428,7 +428,7 @@ def test_huge_cells_are_refused_before_allocating(a):
 
 
 def test_large_but_allowed_cell_is_simulated():
-    from csn_plugin.simulate import MAX_REFLECTIONS, simulate_reflections
+    from csn_plugin.synth.simulate import MAX_REFLECTIONS, simulate_reflections
 
     reflections = simulate_reflections(np.eye(3) * 40.0, [[0, 0, 0]], [6], d_min=1.0)
     # every d of a primitive cubic cell is a / sqrt(h^2 + k^2 + l^2)
@@ -437,7 +437,7 @@ def test_large_but_allowed_cell_is_simulated():
 
 
 def test_unknown_element_in_a_cif_is_named(tmp_path):
-    from csn_plugin.simulate import StructureError, simulate_peaks
+    from csn_plugin.synth.simulate import StructureError, simulate_peaks
 
     path = tmp_path / "qq.cif"
     path.write_text(
@@ -451,7 +451,7 @@ def test_unknown_element_in_a_cif_is_named(tmp_path):
 
 
 def test_nonsense_atomic_numbers_are_refused():
-    from csn_plugin.simulate import simulate_reflections
+    from csn_plugin.synth.simulate import simulate_reflections
 
     with pytest.raises(ValueError, match=r"Z=-5: not an element"):
         simulate_reflections(np.eye(3) * 4, [[0, 0, 0]], [-5])

@@ -160,7 +160,7 @@ def test_unavailable_sources_say_what_is_missing(monkeypatch, tmp_path):
 
 
 def test_wheel_structures_label_like_the_pool():
-    from csn_plugin.structures import space_group_of
+    from csn_plugin.synth.structures import space_group_of
 
     source = WheelSource()
     if not source.available():

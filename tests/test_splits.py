@@ -165,7 +165,7 @@ def test_augmentation_keeps_the_space_group(wheel_store):
 
 
 def test_peak_shards_feed_peak_dataset(wheel_store, tmp_path):
-    from csn_plugin.dataset import PeakDataset
+    from csn_plugin.synth.dataset import PeakDataset
     from csn_plugin.synth.store import StructureStore, write_peak_shards
 
     out, _ = wheel_store

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csn_plugin import structures
-from csn_plugin.structures import StructureSkipped
+from csn_plugin.synth import structures
+from csn_plugin.synth.structures import StructureSkipped
 
 # Two groups per crystal system, with centred, screw/glide and rhombohedral cases.
 GROUPS = [1, 2, 4, 14, 15, 19, 62, 70, 88, 139, 141, 148, 161, 166, 176, 186, 194, 198, 205, 225, 227, 230]

@@ -11,8 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from csn_plugin.cli.main import cli
-from csn_plugin.model_io import load_model
-from csn_plugin.train import BatchSampler, TrainConfig, learning_rate, loss_terms, rule_target_table, train
+from csn_plugin.nets.store import load_model
+from csn_plugin.training.train import BatchSampler, TrainConfig, learning_rate, loss_terms, rule_target_table, train
 
 pytestmark = pytest.mark.one_thread
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..wavelengths import WAVELENGTHS, resolve_wavelength
+from ..physics import WAVELENGTHS, resolve_wavelength
 
 _LN2 = math.log(2.0)
 _GAUSS_AREA = math.sqrt(math.pi / _LN2)  # area of exp(-ln2 u^2) over u

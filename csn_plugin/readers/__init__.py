@@ -11,7 +11,7 @@ Plugins add readers through the ``pxrd_register_readers`` hook (see ``csn_plugin
 from pathlib import Path
 
 from ..errors import CsnError, PatternError
-from ..wavelengths import resolve_wavelength
+from ..physics import resolve_wavelength
 from .base import MAX_FILE_BYTES, MAX_MEMBER_BYTES, Reader, check_file, looks_binary, read_head
 from .bruker import BrmlReader, BrukerRawReader
 from .chi import ChiReader

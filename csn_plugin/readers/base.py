@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from ..errors import PatternError
-from ..wavelengths import resolve_wavelength
+from ..physics import resolve_wavelength
 
 HEAD_BYTES = 4096
 # The largest pattern file a reader accepts (a 100,000-point .xy is ~3 MB; an XRDML ~2 MB).

@@ -92,7 +92,7 @@ def devset_peaks(items, seed=0, max_peaks=256, b_iso=1.0):
     """Padded (d, f2m, cos2) float32 arrays (len(items), max_peaks) of the dev structures as
     stored (occupancies kept, overall B ``b_iso``, a preferred-orientation direction drawn from
     ``seed``), and their labels; deterministic. Items that give no peaks are all-zero rows."""
-    from ..structures import sample_po_direction
+    from .structures import sample_po_direction
     from .store import peaks_with_occupancy
 
     rng = np.random.default_rng([int(seed), 2027])
@@ -116,11 +116,11 @@ def devset_peaks(items, seed=0, max_peaks=256, b_iso=1.0):
 
 def devset_patterns(items, grid, seed=0, batch=256):
     """(values, masks, labels) of the dev structures rendered on ``grid`` (a ModelGrid) with the
-    default instrument model (``csn_plugin.render``, seeded: the same seed gives the same set),
-    ready for network-only scoring like ``csn_plugin.evaluate.measured_set``."""
+    default instrument model (``csn_plugin.synth.render``, seeded: the same seed gives the same set),
+    ready for network-only scoring like ``csn_plugin.evaluation.sets.measured_set``."""
     import torch
 
-    from ..render import render
+    from .render import render
 
     (d, f2m, cos2), labels = devset_peaks(items, seed)
     generator = torch.Generator().manual_seed(int(seed) + 12345)

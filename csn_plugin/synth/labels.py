@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SYMPREC = 0.1  # the label (as in issue 11's counts)
-SYMPREC_FINE = 1e-3  # recorded too (csn_plugin.structures uses 1e-3 for generated crystals)
+SYMPREC_FINE = 1e-3  # recorded too (csn_plugin.synth.structures uses 1e-3 for generated crystals)
 
 
 class LabelError(Exception):

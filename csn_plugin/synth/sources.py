@@ -21,7 +21,7 @@ Sources (see :data:`SOURCES`; licences also in docs/dataset.md):
   spglib's and pyxtal's symmetry tables.
 - ``core-mof``: CoRE MOF 2019 (all-solvent-removed set, P1 CIFs) of the ``core-mof`` wheel.
 - ``wheels``: pymatgen's AFLOW prototypes, robocrys' minerals and pyxtal's CIFs (as in
-  :mod:`csn_plugin.structures`).
+  :mod:`csn_plugin.synth.structures`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..structures import SYMBOLS, Z_OF
+from .structures import SYMBOLS, Z_OF
 
 SOURCES_EXTRA = "pip install 'csn-plugin[sources]'"  # the optional extra (core-mof; see docs/dataset.md)
 
@@ -203,7 +203,7 @@ def expand_sites(lattice, numbers, frac, occupancies, rotations, translations, t
 
 def lattice_from_parameters(a, b, c, alpha, beta, gamma):
     """Lattice rows (a along x, b in the xy plane) from cell parameters (angstrom, degrees)."""
-    from ..structures import lattice_from_parameters as make
+    from .structures import lattice_from_parameters as make
 
     return make(a, b, c, alpha, beta, gamma)
 
@@ -887,7 +887,7 @@ class WheelSource(StructureSource):
         return ";".join(versions)
 
     def iter_structures(self, part=0, parts=1, skipped=None):
-        from ..structures import _raw_real_structures
+        from .structures import _raw_real_structures
 
         self.require()
         for index, (name, lattice, frac, numbers) in enumerate(_raw_real_structures()):

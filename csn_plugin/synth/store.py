@@ -13,7 +13,7 @@ Layout of a build directory ``OUT`` (``csn dataset real build --out OUT``):
 
 Augmentation (:func:`augment`) keeps the space group: lattice strain averaged over the point
 group (so it stays within the group's metric), substitution of each element with probability
-0.5 by another of its chemical family (csn_plugin.structures' families, volume following the
+0.5 by another of its chemical family (csn_plugin.synth.structures' families, volume following the
 radii), site displacements averaged over the group's operations, occupancy jitter of partially
 occupied sites (the same on every site of an orbit), and an overall isotropic displacement
 parameter B (Debye-Waller factor exp(-B / (2 d^2)) on the intensities).
@@ -351,7 +351,7 @@ class Symmetry:
     @property
     def permutations(self):
         if self._permutations is False:
-            from ..structures import _permutations
+            from .structures import _permutations
 
             self._permutations = _permutations(self.positions, self.types, self.rotations, self.translations,
                                                tolerance=self.tolerance)
@@ -369,7 +369,7 @@ def symmetry_of(record, tolerance=0.03):
 
 def augment(record, symmetry, rng, config=AugmentConfig()):
     """A symmetry-keeping variant of ``record``: (lattice, numbers, frac, occupancies, b_iso)."""
-    from ..structures import _family_of, _radius
+    from .structures import _family_of, _radius
 
     numbers = record.numbers.copy()
     lattice = record.lattice.copy()
@@ -423,10 +423,10 @@ def augment(record, symmetry, rng, config=AugmentConfig()):
 
 
 def peaks_with_occupancy(lattice, frac, numbers, occupancies, po_direction, b_iso=0.0):
-    """(d, f2m, cos2, rank) like :func:`csn_plugin.dataset.peaks_of`, with occupancies and an
+    """(d, f2m, cos2, rank) like :func:`csn_plugin.synth.dataset.peaks_of`, with occupancies and an
     overall Debye-Waller factor exp(-B / (2 d^2)); None if nothing diffracts."""
-    from ..dataset import D_MIN, PEAKS_PER_ITEM, RELATIVE_INTENSITY_MIN, _cu_intensity
-    from ..simulate import simulate_reflections
+    from .dataset import D_MIN, PEAKS_PER_ITEM, RELATIVE_INTENSITY_MIN, _cu_intensity
+    from .simulate import simulate_reflections
 
     reflections = simulate_reflections(lattice, frac, numbers, occupancies=occupancies, d_min=D_MIN,
                                        po_direction=po_direction)
@@ -449,7 +449,7 @@ def peaks_with_occupancy(lattice, frac, numbers, occupancies, po_direction, b_is
 def simulate_item(store, index, rng, variant=True, config=AugmentConfig(), symmetry_cache=None):
     """Peaks of structure ``index`` of ``store``: an augmented variant (``variant``) or the
     stored structure with a random B. Returns (peaks or None, po_direction, b_iso)."""
-    from ..structures import sample_po_direction
+    from .structures import sample_po_direction
 
     record = store.record(index)
     po = sample_po_direction(rng)
@@ -469,7 +469,7 @@ def simulate_item(store, index, rng, variant=True, config=AugmentConfig(), symme
 def simulate_batch(store, indices, rng, max_peaks=256, variant=True, config=AugmentConfig()):
     """On-the-fly path: padded (d, f2m, cos2) float32 arrays (len(indices), max_peaks) and
     labels for ``indices`` of ``store``, each simulated afresh (augmented when ``variant``), in
-    the layout of :meth:`csn_plugin.dataset.PeakDataset.batch_arrays` (0 = padding)."""
+    the layout of :meth:`csn_plugin.synth.dataset.PeakDataset.batch_arrays` (0 = padding)."""
     out = [np.zeros((len(indices), max_peaks), dtype=np.float32) for _ in range(3)]
     for row, index in enumerate(np.asarray(indices).tolist()):
         try:
@@ -518,7 +518,7 @@ _PEAK_KEYS = ("d", "f2m", "cos2", "rank")
 
 def _write_real_shard(path, store, items, seed, shard_index, config):
     """items: list of (store index, round); round 0 = the stored structure, >= 1 = a variant."""
-    from ..structures import SOURCE_CODES
+    from .structures import SOURCE_CODES
 
     started = time.perf_counter()
     rng = np.random.default_rng([int(seed), 7, int(shard_index)])
@@ -604,11 +604,11 @@ def write_peak_shards(store_dir, out=None, variants=4, shard_size=2000, max_atom
     ``shard-00001...``: the train split, ``variants`` rounds over a shuffled order (round 0 the
     stored structure, later rounds augmented variants), ``shard_size`` items per shard; after
     every ``random_every`` real shards one shard of random Wyckoff crystals
-    (``csn_plugin.dataset.build_shard``, natural distribution) as a complement. Extra per-item
+    (``csn_plugin.synth.dataset.build_shard``, natural distribution) as a complement. Extra per-item
     arrays: ``db_source`` (code in SOURCE_ORDER), ``store_index``, ``variant``, ``b_iso``.
     Resumable (finished shards are kept); ``limit_shards`` stops after that many jobs (0: all).
     """
-    from ..dataset import build_shard, shard_path
+    from .dataset import build_shard, shard_path
     from .splits import load_splits
 
     store_dir = Path(store_dir)

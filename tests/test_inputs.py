@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csn_plugin.adapters import render_grid, to_pattern
+from csn_plugin.inputs import render_grid, to_pattern
 from csn_plugin.errors import PatternError
 from csn_plugin.pattern import Pattern
-from csn_plugin.wavelengths import DEFAULT_WAVELENGTH, WAVELENGTHS
+from csn_plugin.physics import DEFAULT_WAVELENGTH, WAVELENGTHS
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared development data not found at {SHARED}")
@@ -240,7 +240,7 @@ def test_unknown_objects_raise_type_error(obj):
 def test_arrays_do_not_import_pymatgen_or_xrayutilities():
     code = (
         "import sys, numpy as np\n"
-        "from csn_plugin.adapters import to_pattern\n"
+        "from csn_plugin.inputs import to_pattern\n"
         "t = np.linspace(5, 60, 200)\n"
         "to_pattern((t, np.sin(t) ** 2 + 1))\n"
         "print(sorted(m for m in ('pymatgen', 'xrayutilities', 'torch') if m in sys.modules))\n"
@@ -251,7 +251,7 @@ def test_arrays_do_not_import_pymatgen_or_xrayutilities():
 
 @pytest.mark.parametrize("shape", [(9001, 4), (4, 9001), (5, 5)])
 def test_arrays_of_no_pattern_shape_are_refused_by_shape(shape):
-    from csn_plugin.adapters import to_pattern
+    from csn_plugin.inputs import to_pattern
     from csn_plugin.errors import PatternError
 
     with pytest.raises(PatternError) as caught:
@@ -260,7 +260,7 @@ def test_arrays_of_no_pattern_shape_are_refused_by_shape(shape):
 
 
 def test_huge_cell_structure_file_is_a_pattern_error(tmp_path):
-    from csn_plugin.adapters import to_pattern
+    from csn_plugin.inputs import to_pattern
     from csn_plugin.errors import PatternError
 
     path = tmp_path / "huge.cif"

@@ -44,7 +44,7 @@ def class_balanced_indices(labels, per_class=10, seed=0):
 
 def summarize(probabilities, labels):
     """All headline metrics as a dict (fractions in 0..1)."""
-    from .symmetry import absence_classes, group_to_crystal_system
+    from ..symmetry import absence_classes, group_to_crystal_system
 
     labels = np.asarray(labels)
     predicted = probabilities.argmax(axis=1) + 1

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .grid import ModelGrid
-from .architectures import build_network
-from .network import parameter_count
+from ..grid import ModelGrid
+from ..nets.registry import build_network
+from ..nets.csn import parameter_count
 
 
 @dataclass
@@ -94,7 +94,7 @@ class BatchSampler:
 
 
 def rule_target_table() -> torch.Tensor:
-    from .symmetry import rule_targets
+    from ..symmetry import rule_targets
 
     return torch.tensor(np.stack([rule_targets(n) for n in range(1, 231)]), dtype=torch.float32)
 
@@ -116,7 +116,7 @@ def loss_terms(logits, rule_logits, labels, rule_table, config: TrainConfig, log
 
 def load_measured(directory, grid: ModelGrid):
     """Labelled measured patterns (rruff-dev layout) as tensors, labels 0-based (monitoring only)."""
-    from .evaluate import measured_set
+    from ..evaluation.sets import measured_set
 
     values, masks, labels = measured_set(directory, grid)
     return torch.tensor(values), torch.tensor(masks), torch.tensor(labels - 1)
@@ -139,10 +139,10 @@ def accuracy(model, values, masks, labels, device, batch=256, log_prior=None):
 
 def train(config: TrainConfig):
     """Train (or resume) and return the run directory; exports ``<out>/model.safetensors``."""
-    from .dataset import PeakDataset
-    from .model_io import save_model
-    from .priors import prior_probabilities
-    from .render import RenderConfig, render
+    from ..synth.dataset import PeakDataset
+    from ..nets.store import save_model
+    from ..priors import prior_probabilities
+    from ..synth.render import RenderConfig, render
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = 0

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csn_plugin.errors import CsnError
-from csn_plugin.wavelengths import DEFAULT_WAVELENGTH, resolve_wavelength
+from ..errors import CsnError
+from ..physics import DEFAULT_WAVELENGTH, resolve_wavelength
 
 # pymatgen.analysis.diffraction.core.AbstractDiffractionPatternCalculator
 TWO_THETA_TOL = 1e-5  # degrees: reflections closer than this are one peak
@@ -45,7 +45,7 @@ _SYMBOLS = (
 
 def _load_scattering_table():
     """(a, b, known) indexed by Z: f(s) = Z - 41.78214 s^2 sum_i a_i exp(-b_i s^2)."""
-    path = Path(__file__).resolve().parent / "data" / "atomic_scattering_params.json"
+    path = Path(__file__).resolve().parent.parent / "data" / "atomic_scattering_params.json"
     params = json.loads(path.read_text())
     a = np.zeros((len(_SYMBOLS) + 1, 4))
     b = np.zeros((len(_SYMBOLS) + 1, 4))

@@ -28,10 +28,10 @@ def calibrate_model(weights_path, dataset_dir, items=2048, seed=777):
     train`` holds out) rendered once, under that dataset's prior; write it into the sidecar."""
     import torch
 
-    from .dataset import PeakDataset
-    from .model_io import load_model, sidecar_path
-    from .priors import prior_probabilities
-    from .render import RenderConfig, render
+    from ..synth.dataset import PeakDataset
+    from ..nets.store import load_model, sidecar_path
+    from ..priors import prior_probabilities
+    from ..synth.render import RenderConfig, render
 
     model, grid, info = load_model(weights_path)
     dataset = PeakDataset(dataset_dir)

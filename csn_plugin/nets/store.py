@@ -14,7 +14,7 @@ import numbers
 import re
 from pathlib import Path
 
-from .grid import ModelGrid
+from ..grid import ModelGrid
 
 BUNDLED_NAME = "csn"
 # The baselines of the comparison in docs/benchmarks.md, trained with the same data and budget as
@@ -40,7 +40,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 def bundled_model_path(name: str = BUNDLED_NAME) -> Path:
     """``models/<name>.safetensors`` of a bundled model ("csn" or one of ``BUNDLED_BASELINES``)."""
-    from .models import MODELS_DIR
+    from ..models import MODELS_DIR
 
     return MODELS_DIR / f"{name}.safetensors"
 
@@ -125,7 +125,7 @@ def check_rule_rescoring(value, field="the rule_rescoring option"):
 def validate_sidecar(info) -> dict:
     """Check every field of a sidecar (the parsed JSON); returns it, or raises ValueError naming
     the first bad field. Weights-dependent checks (the grid against the network) are in load_model."""
-    from .architectures import ARCHITECTURE_NAMES
+    from .registry import ARCHITECTURE_NAMES
 
     if not isinstance(info, dict):
         raise ValueError(f"the sidecar holds a JSON {type(info).__name__}, not an object")
@@ -200,7 +200,7 @@ def load_model(weights_path=None, device="cpu"):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .architectures import build_network
+    from .registry import build_network
 
     weights_path = resolve_model(weights_path)
     sidecar = sidecar_path(weights_path)
@@ -210,7 +210,7 @@ def load_model(weights_path=None, device="cpu"):
     actual = sha256_of(weights_path)
     bundled = bundled_name_of(weights_path)
     if bundled is not None and actual != BUNDLED_SHA256[bundled]:
-        raise ValueError(f"{weights_path}: not the bundled {bundled} weights (sha256 {actual[:12]}..., pinned in csn_plugin.model_io: "
+        raise ValueError(f"{weights_path}: not the bundled {bundled} weights (sha256 {actual[:12]}..., pinned in csn_plugin.nets.store: "
                          f"{BUNDLED_SHA256[bundled][:12]}...): the file is corrupt or was replaced; reinstall csn-plugin")
     if actual != info["sha256"]:
         raise ValueError(f"{weights_path}: checksum mismatch (sha256 {actual[:12]}..., expected {info['sha256'][:12]}...): the file is corrupt or was replaced")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from csn_plugin.errors import CsnError
+from ..errors import CsnError
 
 SOURCE_CODES = {"random": 0, "real": 1, "variant": 2}
 MAX_ATOMS = 200  # atoms in the cell; bigger recipes are resampled (simulation cost)

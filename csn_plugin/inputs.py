@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PatternError
-from .wavelengths import DEFAULT_WAVELENGTH, resolve_wavelength
+from .physics import DEFAULT_WAVELENGTH, resolve_wavelength
 
 # The grid simulated patterns are rendered on (Cu Ka1); finer than the model grid.
 RENDER_START, RENDER_STOP, RENDER_STEP = 5.0, 90.0, 0.02
-FALLBACK_FWHM = 0.1  # degrees, pseudo-Voigt used when csn_plugin.render is not available
+FALLBACK_FWHM = 0.1  # degrees, pseudo-Voigt used when csn_plugin.synth.render is not available
 FALLBACK_ETA = 0.5  # Lorentzian fraction of that pseudo-Voigt
 
 # Files that are always structures (simulated); a .cif is one when it holds no powder profile.
@@ -116,7 +116,7 @@ def _from_path(path, wavelength):
 
     source = str(path)
     if _is_structure_file(Path(path)):
-        from .simulate import simulate_peaks
+        from .synth.simulate import simulate_peaks
 
         from .readers.base import check_file
 
@@ -225,13 +225,13 @@ def _lorentz_polarization(two_theta):
 
 def render_sticks(d, f2m) -> np.ndarray:
     """Profile (on ``render_grid()``) of reflections with d-spacings ``d`` and LP-free intensities
-    ``f2m``: ``csn_plugin.render`` with its clean config when present, else a pseudo-Voigt of
+    ``f2m``: ``csn_plugin.synth.render`` with its clean config when present, else a pseudo-Voigt of
     0.1 deg FWHM with Lorentz-polarisation at Cu Ka1."""
     d = np.asarray(d, dtype=np.float64)
     f2m = np.asarray(f2m, dtype=np.float64)
     grid = render_grid()
     try:
-        from . import render as render_module
+        from .synth import render as render_module
     except ImportError:
         render_module = None
     if render_module is not None:
@@ -287,7 +287,7 @@ def _from_pymatgen(obj, wavelength):
     from pymatgen.core import IStructure, Structure
 
     if isinstance(obj, (Structure, IStructure)):
-        from .simulate import simulate_peaks
+        from .synth.simulate import simulate_peaks
 
         source = f"{obj.composition.reduced_formula} (pymatgen Structure)"
         try:

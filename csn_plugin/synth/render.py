@@ -1,7 +1,7 @@
 """Render batches of peak lists into realistic measured-looking powder patterns (torch, batched, seeded).
 
 ``render(d, f2m, grid, generator)`` turns padded peak lists (d-spacings and |F|^2 x multiplicity, as
-``csn_plugin.simulate.simulate_reflections`` gives them) into patterns on the model's 2theta grid, with
+``csn_plugin.synth.simulate.simulate_reflections`` gives them) into patterns on the model's 2theta grid, with
 the artifacts of real measurements and of the processing measured files went through, drawn per
 pattern from the ranges in :class:`RenderConfig`. Everything is vectorised over the batch and the
 peaks; each peak is evaluated only in a window of grid points around it. Runs on CPU or CUDA tensors.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace as _replace
 
-from csn_plugin.wavelengths import DEFAULT_WAVELENGTH, WAVELENGTHS
+from ..physics import DEFAULT_WAVELENGTH, WAVELENGTHS
 
 REFERENCE_WAVELENGTH = DEFAULT_WAVELENGTH  # the model grid is in 2theta at Cu Ka1
 _DEG = 180.0 / math.pi

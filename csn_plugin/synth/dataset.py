@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from csn_plugin.errors import CsnError
+from ..errors import CsnError
 
 RECIPE_VERSION = 1  # bump when the generator or the stored arrays change meaning
 SOURCES = ("random", "real", "variant")  # source code -> name
@@ -62,7 +62,7 @@ def _cu_intensity(d, f2m):
 def peaks_of(crystal, po_direction):
     """(d, f2m, cos2, rank) of a crystal: reflections with d >= D_MIN, weak and extinct ones
     dropped, at most PEAKS_PER_ITEM kept (the strongest at Cu Ka1), sorted by d descending."""
-    from csn_plugin.simulate import simulate_reflections
+    from .simulate import simulate_reflections
 
     reflections = simulate_reflections(
         crystal.lattice, crystal.frac_coords, crystal.atomic_numbers, d_min=D_MIN, po_direction=po_direction
@@ -87,7 +87,7 @@ def shard_items(index, n_items, seed, distribution, skipped=None, source=None):
     ``skipped`` by reason, with ``skipped["attempts"]`` the number of structures tried.
     source: callable(rng) -> Crystal, default :func:`structures.sample_structure` with
     ``distribution``."""
-    from csn_plugin import structures
+    from . import structures
 
     skipped = Counter() if skipped is None else skipped
     if source is None:
@@ -124,7 +124,7 @@ def shard_items(index, n_items, seed, distribution, skipped=None, source=None):
 def build_shard(directory, index, n_items, seed, distribution):
     """Generate, label and simulate ``n_items`` structures into shard ``index`` (skipping
     failures, counted by reason). Returns the shard's stats dict."""
-    from csn_plugin import structures
+    from . import structures
 
     started = time.perf_counter()
     peaks = {key: [] for key in _PER_PEAK}
@@ -250,7 +250,7 @@ def build_dataset(out_dir, count, seed=0, distribution="natural", workers=1, pro
     jobs = [(str(out), index, sizes[index], seed, distribution) for index in todo]
     try:
         if workers == 1 or len(jobs) <= 1:
-            from csn_plugin.structures import real_structures
+            from .structures import real_structures
 
             real_structures()
             for job in jobs:
@@ -290,7 +290,7 @@ def _run_parallel(jobs, workers, stats, bar):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from csn_plugin.structures import real_structures
+    from .structures import real_structures
 
     context = multiprocessing.get_context("fork") if sys.platform.startswith("linux") else None
     if context is not None:

@@ -3,7 +3,7 @@
 
 def _registry():
     from .baselines import MLP, BaselineConfig, NoPoolCNN, ParkCNN
-    from .network import CSN, CSNConfig
+    from .csn import CSN, CSNConfig
 
     return {
         "csn": (CSN, CSNConfig),

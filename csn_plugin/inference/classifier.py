@@ -5,7 +5,7 @@ import numpy as np
 
 import warnings
 
-from .errors import PatternError, PriorWarning
+from ..errors import PatternError, PriorWarning
 from .result import ClassificationResult, SpaceGroupPrediction
 
 
@@ -31,9 +31,9 @@ class SpaceGroupClassifier:
                  time_limit=2.0, workers=None, fusion=None):
         import torch
 
-        from .model_io import check_rule_rescoring, load_model
-        from .priors import prior_probabilities
-        from .symmetry import BRAVAIS_LATTICES, CRYSTAL_SYSTEMS, RULE_NAMES, group_to_bravais, group_to_crystal_system, rule_matrix, space_group
+        from ..nets.store import check_rule_rescoring, load_model
+        from ..priors import prior_probabilities
+        from ..symmetry import BRAVAIS_LATTICES, CRYSTAL_SYSTEMS, RULE_NAMES, group_to_bravais, group_to_crystal_system, rule_matrix, space_group
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -72,7 +72,7 @@ class SpaceGroupClassifier:
     def _to_grid(self, objs, wavelength):
         """Patterns and their (values, masks) on the model grid; files that share a 2theta axis
         and wavelength are resampled together."""
-        from .adapters import to_pattern
+        from ..inputs import to_pattern
 
         patterns = [to_pattern(obj, wavelength=wavelength) for obj in objs]
         values = np.zeros((len(patterns), self.grid.size), dtype=np.float32)
@@ -123,7 +123,7 @@ class SpaceGroupClassifier:
         crystal-system ranking orders the indexing search. Batches run on every core."""
         if self.network_only:
             return [None] * len(patterns)
-        from .crystallography.evidence import analyse
+        from ..crystallography.evidence import analyse
 
         jobs = []
         for pattern, p in zip(patterns, probabilities):

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .network import N_SPACE_GROUPS
+from .csn import N_SPACE_GROUPS
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import summarize
-from .priors import PRIOR_NAMES, prior_probabilities
+from ..priors import PRIOR_NAMES, prior_probabilities
 
 
 def rendered_peak_set(dataset_dir, grid, seed=12345, limit=None, sources=None, max_peaks=256):
     """Render a peak-list dataset once (fixed seed): (values, masks, labels 1-based)."""
     import torch
 
-    from .dataset import PeakDataset
-    from .render import RenderConfig, render
+    from ..synth.dataset import PeakDataset
+    from ..synth.render import RenderConfig, render
 
     dataset = PeakDataset(dataset_dir)
     indices = np.arange(len(dataset))
@@ -39,7 +39,7 @@ def rendered_peak_set(dataset_dir, grid, seed=12345, limit=None, sources=None, m
 
 def measured_set(directory, grid):
     """A labelled measured set in the rruff-dev layout (labels.csv: file, space_group)."""
-    from .pattern import Pattern
+    from ..pattern import Pattern
 
     directory = Path(directory)
     values, masks, labels = [], [], []
@@ -59,7 +59,7 @@ def pdcif_set(directory, grid):
 
     from pymatgen.io.cif import CifParser
 
-    from .pattern import Pattern
+    from ..pattern import Pattern
 
     values, masks, labels = [], [], []
     for path in sorted(Path(directory).glob("*.cif")):

@@ -1,0 +1,1 @@
+"""Evaluation sets (rendered, measured, powder CIF) and metrics."""

@@ -1,0 +1,1 @@
+"""Inference: a pattern on the model grid -> posterior over the 230 groups -> ClassificationResult."""

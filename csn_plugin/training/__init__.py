@@ -1,0 +1,1 @@
+"""Training the networks on rendered batches, and temperature calibration."""
