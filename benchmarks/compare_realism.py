@@ -37,7 +37,8 @@ def mineral_structures(count):
 
 def structure_peaks(structures, max_peaks=256, seed=0):
     """Padded (d, f2m, cos2) float32 arrays for pymatgen structures, strongest max_peaks by f2m x LP."""
-    from csn_plugin.synth.simulate import lorentz_polarization, simulate_reflections
+    from csn_plugin.physics import lorentz_polarization
+    from csn_plugin.synth.simulate import simulate_reflections
 
     rng = np.random.default_rng(seed)
     lists = []

@@ -1,4 +1,8 @@
-"""Errors csn reports to people: one line that names the input and the problem."""
+"""Every error and warning class of csn, in one place.
+
+Errors are what csn reports to people: ``str(error)`` is one line that names the input and the
+problem. Warnings say that an answer comes with a caveat, or that a plugin was skipped.
+"""
 
 import re
 
@@ -24,7 +28,17 @@ class CsnError(Exception):
     """Base class of csn's own errors; ``str(error)`` is a complete one-line message."""
 
 
-class PatternError(CsnError, ValueError):
+class _SourceProblem(CsnError):
+    """An error about one input: ``source`` (a file name or a description, or None) and ``problem``;
+    ``str()`` reads "source: problem"."""
+
+    def __init__(self, source, problem):
+        self.source = None if source is None else str(source)
+        self.problem = str(problem)
+        super().__init__(f"{self.source}: {self.problem}" if self.source else self.problem)
+
+
+class PatternError(_SourceProblem, ValueError):
     """A pattern (file or arrays) that csn cannot use, and why.
 
     ``PatternError("scan.xy", "angles are not increasing")`` reads
@@ -45,6 +59,31 @@ class PatternWarning(UserWarning):
     ``pattern.metadata["warnings"]``."""
 
 
+class StructureError(_SourceProblem, ValueError):
+    """A structure (file or object) that cannot be simulated; ``str()`` is "source: problem"."""
+
+
+class StructureSkipped(CsnError):
+    """A structure that could not be made (dataset building); ``reason`` is a short key the
+    builder counts."""
+
+    def __init__(self, reason, detail=""):
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class DatasetError(CsnError):
+    """A dataset directory that cannot be built or read; ``str()`` is one line."""
+
+
+class ReflectionLimitError(ValueError):
+    """A cell too large to simulate within MAX_REFLECTIONS / MAX_BOX_POINTS; the text names the cell."""
+
+
 class PriorWarning(UserWarning):
     """The chosen prior is one the model's card marks as unreliable (see ``prior_warnings`` in the
     model's sidecar); the answer is given, with this warning."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or raised inside a hook; it was skipped."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .physics import DEFAULT_WAVELENGTH
+from .physics import DEFAULT_WAVELENGTH, convert_two_theta, two_theta_to_d
 
 
 @dataclass(frozen=True)
@@ -98,21 +98,3 @@ class ModelGrid:
         values = np.divide(values, peak, out=np.zeros_like(values), where=peak > 0)
         return values.astype(np.float32), mask.astype(np.float32)
 
-
-def two_theta_to_d(two_theta, wavelength):
-    """Bragg's law: d = lambda / (2 sin theta)."""
-    return wavelength / (2.0 * np.sin(np.radians(np.asarray(two_theta, dtype=np.float64)) / 2.0))
-
-
-def d_to_two_theta(d, wavelength):
-    """2theta in degrees for d-spacings; NaN where the reflection is beyond reach (lambda > 2d)."""
-    ratio = wavelength / (2.0 * np.asarray(d, dtype=np.float64))
-    with np.errstate(invalid="ignore"):
-        return np.degrees(2.0 * np.arcsin(np.where(ratio <= 1.0, ratio, np.nan)))
-
-
-def convert_two_theta(two_theta, wavelength, target_wavelength):
-    """Angles measured at ``wavelength`` as they would be at ``target_wavelength`` (same d)."""
-    if wavelength == target_wavelength:
-        return np.asarray(two_theta, dtype=np.float64)
-    return d_to_two_theta(two_theta_to_d(two_theta, wavelength), target_wavelength)

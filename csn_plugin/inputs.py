@@ -12,12 +12,18 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PatternError
-from .physics import DEFAULT_WAVELENGTH, resolve_wavelength
+from .physics import (
+    DEFAULT_WAVELENGTH,
+    check_recorded_wavelength,
+    convert_two_theta,
+    lorentz_polarization,
+    resolve_wavelength_for,
+    same_wavelength,
+    two_theta_to_d,
+)
 
 # The grid simulated patterns are rendered on (Cu Ka1); finer than the model grid.
 RENDER_START, RENDER_STOP, RENDER_STEP = 5.0, 90.0, 0.02
-FALLBACK_FWHM = 0.1  # degrees, pseudo-Voigt used when csn_plugin.synth.render is not available
-FALLBACK_ETA = 0.5  # Lorentzian fraction of that pseudo-Voigt
 
 # Files that are always structures (simulated); a .cif is one when it holds no powder profile.
 STRUCTURE_SUFFIXES = (".mcif", ".vasp", ".poscar", ".cssr", ".xsf", ".res", ".pwmat")
@@ -61,8 +67,8 @@ def to_pattern(obj, wavelength=None):
 
 
 def _same_or_error(pattern, wavelength):
-    wavelength = _resolve(wavelength, pattern.source)
-    if abs(wavelength - pattern.wavelength) <= 0.005 * pattern.wavelength:
+    wavelength = resolve_wavelength_for(pattern.source, wavelength)
+    if same_wavelength(wavelength, pattern.wavelength):
         return pattern
     if pattern.metadata.get("wavelength_source") in ("default", "unknown"):
         return pattern.with_wavelength(wavelength)
@@ -70,13 +76,6 @@ def _same_or_error(pattern, wavelength):
         pattern.source,
         f"the pattern is at {pattern.wavelength:g} A but wavelength {wavelength:g} A was given",
     )
-
-
-def _resolve(wavelength, source):
-    try:
-        return resolve_wavelength(wavelength)
-    except ValueError as error:
-        raise PatternError(source, str(error)) from None
 
 
 # ----------------------------------------------------------------------------------------- files
@@ -218,47 +217,24 @@ def render_grid() -> np.ndarray:
     return RENDER_START + RENDER_STEP * np.arange(int(round((RENDER_STOP - RENDER_START) / RENDER_STEP)) + 1)
 
 
-def _lorentz_polarization(two_theta):
-    theta = np.radians(np.asarray(two_theta, dtype=float)) / 2
-    return (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-
-
 def render_sticks(d, f2m) -> np.ndarray:
     """Profile (on ``render_grid()``) of reflections with d-spacings ``d`` and LP-free intensities
-    ``f2m``: ``csn_plugin.synth.render`` with its clean config when present, else a pseudo-Voigt of
-    0.1 deg FWHM with Lorentz-polarisation at Cu Ka1."""
-    d = np.asarray(d, dtype=np.float64)
-    f2m = np.asarray(f2m, dtype=np.float64)
-    grid = render_grid()
-    try:
-        from .synth import render as render_module
-    except ImportError:
-        render_module = None
-    if render_module is not None:
-        import torch
+    ``f2m``: ``csn_plugin.synth.render`` with its clean config (simulated on request: the one place
+    this layer reaches up into synth/)."""
+    import torch
 
-        config = render_module.RenderConfig.clean()
-        generator = torch.Generator().manual_seed(0)
-        profile, _ = render_module.render(
-            torch.as_tensor(d[None], dtype=torch.float32),
-            torch.as_tensor(f2m[None], dtype=torch.float32),
-            torch.as_tensor(grid, dtype=torch.float32),
-            generator,
-            config=config,
-        )
-        return profile[0].double().cpu().numpy()
-    with np.errstate(invalid="ignore"):
-        centres = np.degrees(2 * np.arcsin(DEFAULT_WAVELENGTH / (2 * d)))
-    keep = np.isfinite(centres) & (f2m > 0)
-    centres, heights = centres[keep], f2m[keep] * _lorentz_polarization(centres[keep])
-    profile = np.zeros_like(grid)
-    half = FALLBACK_FWHM / 2
-    for start in range(0, len(centres), 256):  # peaks in chunks: (256, G) at most
-        offset = grid[None, :] - centres[start:start + 256, None]
-        lorentz = 1 / (1 + (offset / half) ** 2)
-        gauss = np.exp(-np.log(2) * (offset / half) ** 2)
-        profile += heights[start:start + 256] @ (FALLBACK_ETA * lorentz + (1 - FALLBACK_ETA) * gauss)
-    return profile / profile.max() if profile.max() > 0 else profile
+    from .synth import render as render_module
+
+    config = render_module.RenderConfig.clean()
+    generator = torch.Generator().manual_seed(0)
+    profile, _ = render_module.render(
+        torch.as_tensor(np.asarray(d, dtype=np.float64)[None], dtype=torch.float32),
+        torch.as_tensor(np.asarray(f2m, dtype=np.float64)[None], dtype=torch.float32),
+        torch.as_tensor(render_grid(), dtype=torch.float32),
+        generator,
+        config=config,
+    )
+    return profile[0].double().cpu().numpy()
 
 
 def _from_reflections(d, f2m, source, kind):
@@ -267,7 +243,7 @@ def _from_reflections(d, f2m, source, kind):
 
     d = np.asarray(d, dtype=float)
     f2m = np.asarray(f2m, dtype=float)
-    reachable = (DEFAULT_WAVELENGTH / (2 * d) < np.sin(np.radians(RENDER_STOP + 2) / 2)) & (f2m > 0)
+    reachable = (d > two_theta_to_d(RENDER_STOP + 2, DEFAULT_WAVELENGTH)) & (f2m > 0)
     if not reachable.any():
         raise PatternError(source, f"the simulation gives no reflections between {RENDER_START:g} and {RENDER_STOP:g} deg 2theta")
     meta = {"simulated": True, "origin": kind, "wavelength_source": "simulation"}
@@ -277,7 +253,7 @@ def _from_reflections(d, f2m, source, kind):
 
 def _from_peaks(d, intensity, two_theta, source, kind):
     """A rendered Pattern from sticks whose ``intensity`` includes LP at angles ``two_theta``."""
-    f2m = np.asarray(intensity, dtype=float) / _lorentz_polarization(two_theta)
+    f2m = np.asarray(intensity, dtype=float) / lorentz_polarization(two_theta)
     return _from_reflections(d, f2m, source, kind)
 
 
@@ -300,8 +276,8 @@ def _from_pymatgen(obj, wavelength):
         two_theta = np.asarray(obj.x, dtype=float)
         d = getattr(obj, "d_hkls", None)
         if d is None or len(d) != len(two_theta):
-            stick_wavelength = DEFAULT_WAVELENGTH if wavelength is None else _resolve(wavelength, source)
-            d = stick_wavelength / (2 * np.sin(np.radians(two_theta) / 2))
+            stick_wavelength = DEFAULT_WAVELENGTH if wavelength is None else resolve_wavelength_for(source, wavelength)
+            d = two_theta_to_d(two_theta, stick_wavelength)
         return _from_peaks(d, obj.y, two_theta, source, "pymatgen DiffractionPattern")
     raise TypeError(f"cannot make a pattern from a pymatgen {type(obj).__name__}; expected {ACCEPTED}")
 
@@ -313,9 +289,9 @@ def _xrayutilities_sticks(powder_diffraction, source, kind):
     lines = [line for line in powder_diffraction.data.values() if line.get("active", True)]
     theta = np.array([line["ang"] for line in lines], dtype=float)
     strength = np.array([line["r"] for line in lines], dtype=float)
-    d = wavelength / (2 * np.sin(np.radians(theta)))
+    d = two_theta_to_d(2 * theta, wavelength)
     # xrayutilities' r holds (1 + cos^2 2theta)/2 / (sin^2 theta cos theta) / V^2: divide LP out.
-    return _from_reflections(d, strength / _lorentz_polarization(2 * theta), source, kind)
+    return _from_reflections(d, strength / lorentz_polarization(2 * theta), source, kind)
 
 
 def _from_xrayutilities(obj, wavelength):
@@ -354,7 +330,10 @@ def _from_xrayutilities(obj, wavelength):
             raise PatternError(obj.filename, "the RAS file holds no scan")
         obj = obj.scans[0]
     if isinstance(obj, io.RASScan):
-        chosen, metadata = _file_or_user_wavelength(_ras_wavelength(obj.header), wavelength, obj.filename)
+        from .readers.rigaku import ras_header, ras_wavelength
+
+        recorded = ras_wavelength(ras_header("".join(line if line.endswith("\n") else line + "\n" for line in obj.header)))
+        chosen, metadata = _file_or_user_wavelength(recorded, wavelength, obj.filename)
         return _from_record_array(obj.data, chosen, obj.filename, metadata=metadata)
     if isinstance(obj, io.pdCIF):
         if obj.data is None:
@@ -368,31 +347,19 @@ def _from_xrayutilities(obj, wavelength):
 
 def _file_or_user_wavelength(recorded, wavelength, source):
     """(wavelength, metadata): the file's value; the user's when the file has none; an error
-    when both are known and differ by more than 0.5 %."""
+    when both are known and differ by more than ``physics.WAVELENGTH_TOLERANCE``."""
     if recorded is None:
         return wavelength, None
-    if wavelength is not None:
-        given = _resolve(wavelength, source)
-        if abs(given - recorded) > 0.005 * recorded:
-            raise PatternError(source, f"the file records wavelength {recorded:g} A but {given:g} A was given")
+    given = None if wavelength is None else resolve_wavelength_for(source, wavelength)
+    check_recorded_wavelength(recorded, given, source)
     return recorded, {"wavelength_source": "file"}
-
-
-def _ras_wavelength(header_lines):
-    for line in header_lines:
-        if line.startswith("*HW_XG_WAVE_LENGTH_ALPHA1"):
-            try:
-                return float(line.split(None, 1)[1].strip().strip('"'))
-            except (IndexError, ValueError):
-                return None
-    return None
 
 
 def _simulate_profile(simulate, wavelength, source):
     """Evaluate an xrayutilities profile simulation on angles covering the render grid's d range."""
-    from .pattern import Pattern, two_theta_at
+    from .pattern import Pattern
 
-    angles = two_theta_at(render_grid(), DEFAULT_WAVELENGTH, wavelength)
+    angles = convert_two_theta(render_grid(), DEFAULT_WAVELENGTH, wavelength)
     angles = angles[np.isfinite(angles) & (angles < 179.0)]
     intensity = np.asarray(simulate(angles), dtype=float)
     meta = {"simulated": True, "origin": source, "wavelength_source": "simulation"}

@@ -4,7 +4,7 @@ import numpy as np
 
 from .errors import PatternError
 from .grid import ModelGrid
-from .physics import DEFAULT_WAVELENGTH, resolve_wavelength
+from .physics import DEFAULT_WAVELENGTH, convert_two_theta, resolve_wavelength, two_theta_to_d
 
 MIN_POINTS = 50
 # A scan narrower than this (degrees 2theta) inside the model's range is refused as too narrow to
@@ -126,7 +126,7 @@ class Pattern:
 
     def _check_model_overlap(self):
         grid = ModelGrid()
-        reference = two_theta_at(self.two_theta[[0, -1]], self.wavelength, grid.wavelength)
+        reference = convert_two_theta(self.two_theta[[0, -1]], self.wavelength, grid.wavelength)
         low = np.nan_to_num(reference[0], nan=180.0)
         high = np.nan_to_num(reference[1], nan=180.0)
         overlap = min(high, grid.stop) - max(low, grid.start)
@@ -153,7 +153,7 @@ class Pattern:
     @property
     def d(self):
         """d-spacings in angstrom (Bragg's law), decreasing with angle."""
-        return self.wavelength / (2.0 * np.sin(np.radians(self.two_theta) / 2.0))
+        return two_theta_to_d(self.two_theta, self.wavelength)
 
     def with_wavelength(self, wavelength, wavelength_source="user"):
         """The same data at another wavelength (re-checked)."""
@@ -177,9 +177,3 @@ class Pattern:
             f"wavelength {self.wavelength:g} A ({self.metadata.get('wavelength_source')}))"
         )
 
-
-def two_theta_at(two_theta, wavelength, new_wavelength):
-    """Angles (deg) of the same d-spacings at ``new_wavelength``; NaN where unreachable."""
-    sine = np.sin(np.radians(np.asarray(two_theta, dtype=np.float64)) / 2.0) * new_wavelength / wavelength
-    with np.errstate(invalid="ignore"):
-        return np.degrees(2.0 * np.arcsin(np.where(sine <= 1.0, sine, np.nan)))

@@ -34,7 +34,7 @@ from importlib import metadata
 import pluggy
 
 from . import __version__
-from .errors import CsnError
+from .errors import CsnError, PluginWarning
 from .hooks import specs
 
 BUILTIN_PLUGIN_NAME = "csn"
@@ -45,10 +45,6 @@ _lock = threading.RLock()
 _plugin_manager = None
 _versions = {}  # plugin name -> distribution version
 _errors = []
-
-
-class PluginWarning(UserWarning):
-    """A plugin failed to load or raised inside a hook; it was skipped."""
 
 
 @dataclass(frozen=True)

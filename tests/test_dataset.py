@@ -136,7 +136,7 @@ def test_balanced_build_covers_many_groups(tmp_path):
 
 
 def test_peak_dataset_split_and_batch(built):
-    from csn_plugin.synth.simulate import lorentz_polarization
+    from csn_plugin.physics import lorentz_polarization
 
     directory, _ = built
     data = ds.PeakDataset(directory)

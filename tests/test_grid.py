@@ -5,7 +5,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from csn_plugin.grid import ModelGrid, convert_two_theta, d_to_two_theta, two_theta_to_d
+from csn_plugin.grid import ModelGrid
+from csn_plugin.physics import convert_two_theta, d_to_two_theta, two_theta_to_d
 
 MO_KA1 = 0.70930  # angstrom (Bearden)
 CU_KA1 = 1.5406

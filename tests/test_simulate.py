@@ -270,7 +270,8 @@ def _arrays(structure):
 def test_reflections_times_lp_give_pymatgen_intensities(structures):
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
-    from csn_plugin.synth.simulate import lorentz_polarization, simulate_reflections
+    from csn_plugin.physics import lorentz_polarization
+    from csn_plugin.synth.simulate import simulate_reflections
 
     wavelength, d_min = 1.5406, 0.889
     calculator = XRDCalculator(wavelength)
@@ -326,7 +327,7 @@ def test_reflections_chunking_does_not_change_results(monkeypatch, structures):
 
 
 def test_lorentz_polarization_values():
-    from csn_plugin.synth.simulate import lorentz_polarization
+    from csn_plugin.physics import lorentz_polarization
 
     # at 2theta = 90: (1 + 0) / (1/2 * sqrt(1/2)); at 60: (1 + 1/4) / (1/4 * sqrt(3)/2)
     np.testing.assert_allclose(lorentz_polarization([90.0, 60.0]), [2 * np.sqrt(2), 10 / np.sqrt(3)])

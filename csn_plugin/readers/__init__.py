@@ -11,7 +11,7 @@ Plugins add readers through the ``pxrd_register_readers`` hook (see ``csn_plugin
 from pathlib import Path
 
 from ..errors import CsnError, PatternError
-from ..physics import resolve_wavelength
+from ..physics import WAVELENGTH_TOLERANCE, check_recorded_wavelength, resolve_wavelength_for
 from .base import MAX_FILE_BYTES, MAX_MEMBER_BYTES, Reader, check_file, looks_binary, read_head
 from .bruker import BrmlReader, BrukerRawReader
 from .chi import ChiReader
@@ -42,10 +42,6 @@ BUILTIN_READERS = {
     )
 }
 
-# A wavelength given by the user and one recorded in the file may differ by this fraction.
-WAVELENGTH_TOLERANCE = 0.005
-
-
 def available_readers():
     """name -> reader from the plugin manager when it exists, else the built-in readers."""
     try:
@@ -60,7 +56,7 @@ def read_pattern(path, wavelength=None, format=None, readers=None):
     """Read a pattern file into a :class:`~csn_plugin.pattern.Pattern`.
 
     ``wavelength`` (angstrom or a name) is used when the file records none; when the file records
-    one that differs by more than 0.5 % a PatternError names both. ``format`` picks a reader by
+    one that differs by more than ``WAVELENGTH_TOLERANCE`` (0.5 %) a PatternError names both. ``format`` picks a reader by
     name (e.g. ``"xrdml"``); otherwise readers whose ``guess_can_open`` accepts the file are tried
     in turn, and any readable text file with number columns falls back to the text reader.
     Every failure is a one-line PatternError naming the file.
@@ -69,10 +65,7 @@ def read_pattern(path, wavelength=None, format=None, readers=None):
     path = Path(path)
     readers = available_readers() if readers is None else dict(readers)
     if wavelength is not None:
-        try:
-            wavelength = resolve_wavelength(wavelength)
-        except ValueError as error:
-            raise PatternError(source, str(error)) from None
+        wavelength = resolve_wavelength_for(source, wavelength)
     check_file(source)  # regular file, not empty, within MAX_FILE_BYTES: before any reader opens it
     if format is not None:
         reader = readers.get(format) or readers.get(str(format).lower())
@@ -168,12 +161,7 @@ def _read(reader, path, source):
 def _settle_wavelength(pattern, wavelength, source, format_name):
     recorded = pattern.metadata.get("wavelength_source") == "file"
     if recorded:
-        if wavelength is not None and abs(wavelength - pattern.wavelength) > WAVELENGTH_TOLERANCE * pattern.wavelength:
-            raise PatternError(
-                source,
-                f"the file records wavelength {pattern.wavelength:g} A but {wavelength:g} A was given "
-                f"(more than {WAVELENGTH_TOLERANCE:.1%} apart): drop the wavelength option or check the file",
-            )
+        check_recorded_wavelength(pattern.wavelength, wavelength, source)
         return pattern
     if wavelength is not None:
         return pattern.with_wavelength(wavelength, "user")

@@ -83,6 +83,23 @@ def _ras_sections(text):
     return header, blocks, current
 
 
+def ras_header(text) -> dict:
+    """``*KEY "value"`` lines of a RAS header (before the first data block) -> {KEY: value}."""
+    return _ras_sections(text)[0]
+
+
+def ras_wavelength(header: dict):
+    """The K-alpha1 wavelength (angstrom) of a RAS header, honouring its nm unit flag; None when
+    the header records none."""
+    try:
+        wavelength = float(header.get("HW_XG_WAVE_LENGTH_ALPHA1", ""))
+    except ValueError:
+        return None
+    if header.get("HW_XG_WAVE_LENGTH_UNIT", "").lower().startswith("nm"):
+        wavelength *= 10.0
+    return wavelength
+
+
 class RasxReader(Reader):
     name = "rasx"
     extensions = (".rasx",)
@@ -176,14 +193,12 @@ class RasReader(Reader):
             warnings.warn(f"{display_name(source)}: {note}", PatternWarning, stacklevel=2)
         curves = [_profile("\n".join(block), source) for block in blocks]
         two_theta, intensity = _combine(curves, source, metadata)
-        wavelength = None
-        try:
-            wavelength = float(header.get("HW_XG_WAVE_LENGTH_ALPHA1", ""))
-            if header.get("HW_XG_WAVE_LENGTH_UNIT", "").lower().startswith("nm"):
-                wavelength *= 10.0
-            metadata["kalpha2"] = float(header.get("HW_XG_WAVE_LENGTH_ALPHA2", "nan"))
-        except ValueError:
-            pass
+        wavelength = ras_wavelength(header)
+        if wavelength is not None:
+            try:
+                metadata["kalpha2"] = float(header.get("HW_XG_WAVE_LENGTH_ALPHA2", "nan"))
+            except ValueError:
+                pass
         metadata["target"] = header.get("HW_XG_TARGET_NAME")
         metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
         return Pattern(two_theta, intensity, wavelength, source, metadata)

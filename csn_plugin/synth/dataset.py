@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CsnError
+from ..errors import DatasetError
+from ..physics import DEFAULT_WAVELENGTH, lorentz_polarization_at_d
 
 RECIPE_VERSION = 1  # bump when the generator or the stored arrays change meaning
 SOURCES = ("random", "real", "variant")  # source code -> name
 D_MIN = 0.889  # angstrom: 2theta = 120 deg at Cu Ka1
-CU_KA1 = 1.5406
 PEAKS_PER_ITEM = 384  # at most this many peaks stored per item (the strongest at Cu Ka1)
 RELATIVE_INTENSITY_MIN = 1e-4  # peaks weaker than this x the item's strongest are dropped
 MIN_PEAKS = 3  # an item needs at least this many peaks
@@ -41,22 +41,8 @@ _PER_PEAK = ("d", "f2m", "cos2", "rank")
 _PER_ITEM = ("space_group", "requested_group", "source", "n_atoms", "po_direction")
 
 
-class DatasetError(CsnError):
-    """A dataset directory that cannot be built or read; ``str()`` is one line."""
-
-
 def shard_path(directory, index):
     return Path(directory) / f"shard-{index:05d}.npz"
-
-
-def _cu_intensity(d, f2m):
-    """f2m x Lorentz-polarisation at Cu Ka1 (pymatgen's LP formula)."""
-    sin_theta = np.clip(CU_KA1 / (2.0 * d), 0.0, 1.0)
-    cos_theta = np.sqrt(1.0 - sin_theta**2)
-    cos_2theta = 1.0 - 2.0 * sin_theta**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lp = (1.0 + cos_2theta**2) / (sin_theta**2 * cos_theta)
-    return f2m * np.nan_to_num(lp, nan=0.0, posinf=0.0)
 
 
 def peaks_of(crystal, po_direction):
@@ -68,7 +54,7 @@ def peaks_of(crystal, po_direction):
         crystal.lattice, crystal.frac_coords, crystal.atomic_numbers, d_min=D_MIN, po_direction=po_direction
     )
     d, f2m, cos2 = reflections.d, reflections.f2m, reflections.cos2
-    intensity = _cu_intensity(d, f2m)
+    intensity = f2m * lorentz_polarization_at_d(d, DEFAULT_WAVELENGTH)  # at the reference wavelength (Cu Ka1)
     if len(d) == 0 or not intensity.max() > 0:
         return None
     keep = np.flatnonzero(intensity >= RELATIVE_INTENSITY_MIN * intensity.max())

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CsnError
-from ..physics import DEFAULT_WAVELENGTH, resolve_wavelength
+from ..errors import ReflectionLimitError, StructureError
+from ..physics import DEFAULT_WAVELENGTH, lorentz_polarization, resolve_wavelength
 
 # pymatgen.analysis.diffraction.core.AbstractDiffractionPatternCalculator
 TWO_THETA_TOL = 1e-5  # degrees: reflections closer than this are one peak
@@ -60,19 +60,6 @@ def _load_scattering_table():
 
 
 _FF_A, _FF_B, _FF_KNOWN = _load_scattering_table()
-
-
-class StructureError(CsnError, ValueError):
-    """A structure (file or object) that cannot be simulated; ``str()`` is "source: problem"."""
-
-    def __init__(self, source, problem):
-        self.source = None if source is None else str(source)
-        self.problem = str(problem)
-        super().__init__(f"{self.source}: {self.problem}" if self.source else self.problem)
-
-
-class ReflectionLimitError(ValueError):
-    """A cell too large to simulate within MAX_REFLECTIONS / MAX_BOX_POINTS; the text names the cell."""
 
 
 def describe_cell(lattice) -> str:
@@ -146,12 +133,6 @@ class PeakList:
 
     def __len__(self):
         return len(self.two_theta)
-
-
-def lorentz_polarization(two_theta_deg) -> np.ndarray:
-    """(1 + cos^2 2theta) / (sin^2 theta cos theta), as in pymatgen's XRDCalculator."""
-    theta = np.radians(np.asarray(two_theta_deg, dtype=float)) / 2
-    return (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
 
 
 def _as_arrays(lattice_matrix, frac_coords, atomic_numbers, occupancies):

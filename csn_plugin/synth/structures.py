@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CsnError
+from ..errors import StructureSkipped
 
 SOURCE_CODES = {"random": 0, "real": 1, "variant": 2}
 MAX_ATOMS = 200  # atoms in the cell; bigger recipes are resampled (simulation cost)
@@ -92,14 +92,6 @@ PO_WEIGHTS = np.array([4, 1.5, 1.5, 1, 1, 0.5, 0.5]) / 10.0
 _SHIFTS = np.array(
     [[i, j, k] for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=np.float64
 )
-
-
-class StructureSkipped(CsnError):
-    """A structure that could not be made; ``reason`` is a short key the builder counts."""
-
-    def __init__(self, reason, detail=""):
-        self.reason = reason
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 @dataclass
