@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import PatternError
 from .physics import DEFAULT_WAVELENGTH, convert_two_theta, two_theta_to_d
 
 
@@ -98,3 +99,25 @@ class ModelGrid:
         values = np.divide(values, peak, out=np.zeros_like(values), where=peak > 0)
         return values.astype(np.float32), mask.astype(np.float32)
 
+    def resample_patterns(self, patterns):
+        """``(values, masks)`` (K, G) float32 for K patterns (anything with ``two_theta``,
+        ``intensity``, ``wavelength`` and ``source``); patterns that share a 2theta axis and
+        wavelength are resampled together. A pattern the grid cannot use raises PatternError
+        naming it."""
+        values = np.zeros((len(patterns), self.size), dtype=np.float32)
+        masks = np.zeros_like(values)
+        groups = {}
+        for i, pattern in enumerate(patterns):
+            axis = pattern.two_theta
+            groups.setdefault((pattern.wavelength, len(axis), hash(axis.tobytes())), []).append(i)
+        for members in groups.values():
+            first = patterns[members[0]]
+            try:
+                rows, mask = self.resample_many(first.two_theta, np.stack([patterns[i].intensity for i in members]), first.wavelength)
+            except ValueError as error:
+                raise PatternError(first.source, str(error)) from None
+            for row, i in zip(rows, members):
+                if not row.max() > 0:
+                    raise PatternError(patterns[i].source, "the measured part of the pattern holds no positive intensity")
+                values[i], masks[i] = row, mask
+        return values, masks

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..nets.chunks import in_chunks
 from .metrics import summarize
 from ..priors import PRIOR_NAMES, prior_probabilities
 
@@ -15,8 +16,8 @@ def rendered_peak_set(dataset_dir, grid, seed=12345, limit=None, sources=None, m
     """Render a peak-list dataset once (fixed seed): (values, masks, labels 1-based)."""
     import torch
 
+    from ..synth.batches import grid_axis, render_items
     from ..synth.dataset import PeakDataset
-    from ..synth.render import RenderConfig, render
 
     dataset = PeakDataset(dataset_dir)
     indices = np.arange(len(dataset))
@@ -26,12 +27,10 @@ def rendered_peak_set(dataset_dir, grid, seed=12345, limit=None, sources=None, m
         indices = np.random.default_rng(seed).permutation(indices)[:limit]
     indices = np.sort(indices)
     generator = torch.Generator().manual_seed(seed)
-    two_theta = torch.tensor(grid.two_theta, dtype=torch.float32)
+    axis = grid_axis(grid)
     values, masks = [], []
     for start in range(0, len(indices), 512):
-        chunk = indices[start:start + 512]
-        d, f2m, cos2 = dataset.batch(chunk, max_peaks=max_peaks)
-        v, m = render(d, f2m, two_theta, generator, config=RenderConfig(), cos2=cos2)
+        v, m = render_items(dataset, indices[start:start + 512], axis, generator, max_peaks=max_peaks)
         values.append(v.numpy())
         masks.append(m.numpy())
     return np.concatenate(values), np.concatenate(masks), np.asarray(dataset.space_groups)[indices]
@@ -80,11 +79,7 @@ def pdcif_set(directory, grid):
 
 def uniform_posteriors(classifier, values, masks, batch=256):
     """(N, 230) posteriors under the uniform prior (the network's own estimate)."""
-    out = []
-    for start in range(0, len(values), batch):
-        p, _ = classifier.probabilities_on_grid(values[start:start + batch], masks[start:start + batch])
-        out.append(p)
-    probabilities = np.concatenate(out)
+    probabilities, _ = in_chunks(classifier.probabilities_on_grid, values, masks, batch)
     # undo the classifier's prior, whatever it was, to get back to the uniform-prior posterior
     prior = prior_probabilities(classifier.prior_name) if classifier.prior_name != "custom" else None
     if prior is not None:

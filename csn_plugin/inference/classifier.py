@@ -1,11 +1,13 @@
 """``SpaceGroupClassifier``: a pattern (file, arrays, pymatgen or xrayutilities object) in, a ranked
 and calibrated ``ClassificationResult`` out, with the bundled CSN model (GPU when present)."""
 
-import numpy as np
-
 import warnings
 
-from ..errors import PatternError, PriorWarning
+import numpy as np
+
+from ..errors import PriorWarning
+from ..nets.chunks import in_chunks
+from .posterior import posteriors
 from .result import ClassificationResult, SpaceGroupPrediction
 
 
@@ -75,22 +77,7 @@ class SpaceGroupClassifier:
         from ..inputs import to_pattern
 
         patterns = [to_pattern(obj, wavelength=wavelength) for obj in objs]
-        values = np.zeros((len(patterns), self.grid.size), dtype=np.float32)
-        masks = np.zeros_like(values)
-        groups = {}
-        for i, pattern in enumerate(patterns):
-            axis = pattern.two_theta
-            groups.setdefault((pattern.wavelength, len(axis), hash(axis.tobytes())), []).append(i)
-        for members in groups.values():
-            first = patterns[members[0]]
-            try:
-                rows, mask = self.grid.resample_many(first.two_theta, np.stack([patterns[i].intensity for i in members]), first.wavelength)
-            except ValueError as error:
-                raise PatternError(first.source, str(error)) from None
-            for row, i in zip(rows, members):
-                if not row.max() > 0:
-                    raise PatternError(patterns[i].source, "the measured part of the pattern holds no positive intensity")
-                values[i], masks[i] = row, mask
+        values, masks = self.grid.resample_patterns(patterns)
         return patterns, values, masks
 
     def probabilities_on_grid(self, values, mask):
@@ -102,20 +89,8 @@ class SpaceGroupClassifier:
             mask = torch.as_tensor(mask, dtype=torch.float32, device=self.device)
             # On CPU, chunks of 64 stay in cache: ~25 % more patterns/s than one batch of 256.
             chunk = 64 if self.device.type == "cpu" else len(values)
-            outputs = [self.model(values[i:i + chunk], mask[i:i + chunk]) for i in range(0, len(values), chunk)]
-            logits = torch.cat([o[0] for o in outputs])
-            rule_logits = None if outputs[0][1] is None else torch.cat([o[1] for o in outputs])
-            logits = logits.float() / self.temperature + self._log_prior
-            rules = None
-            if rule_logits is not None:
-                presence = torch.sigmoid(rule_logits[..., 0].float())
-                rules = presence
-                if self.rule_rescoring:
-                    # log-likelihood of each group's rule pattern under the predicted presences
-                    present = (self._rules != 0).float()
-                    agreement = torch.log(presence.clamp(1e-6, 1 - 1e-6)) @ present.T + torch.log((1 - presence).clamp(1e-6, 1 - 1e-6)) @ (1 - present).T
-                    logits = logits + self.rule_rescoring * agreement / present.shape[1]
-            probabilities = torch.softmax(logits, dim=1)
+            logits, rule_logits = in_chunks(self.model, values, mask, chunk)
+            probabilities, rules = posteriors(logits, rule_logits, self.temperature, self._log_prior, self._rules, self.rule_rescoring)
         return probabilities.cpu().numpy(), None if rules is None else rules.cpu().numpy()
 
     def _evidence(self, patterns, probabilities):

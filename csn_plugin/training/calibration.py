@@ -29,18 +29,18 @@ def calibrate_model(weights_path, dataset_dir, items=2048, seed=777):
     import torch
 
     from ..synth.dataset import PeakDataset
+    from ..nets.chunks import in_chunks
     from ..nets.store import load_model, sidecar_path
     from ..priors import prior_probabilities
-    from ..synth.render import RenderConfig, render
+    from ..synth.batches import render_items
 
     model, grid, info = load_model(weights_path)
     dataset = PeakDataset(dataset_dir)
     held_out = int(info.get("training", {}).get("validation_items", items))
     indices = np.arange(min(items, held_out, len(dataset)))
-    d, f2m, cos2 = dataset.batch(indices)
-    values, masks = render(d, f2m, torch.tensor(grid.two_theta, dtype=torch.float32), torch.Generator().manual_seed(seed), config=RenderConfig(), cos2=cos2)
+    values, masks = render_items(dataset, indices, grid, torch.Generator().manual_seed(seed))
     with torch.inference_mode():
-        logits = torch.cat([model(values[i:i + 256], masks[i:i + 256])[0] for i in range(0, len(indices), 256)]).numpy()
+        logits = in_chunks(model, values, masks, 256)[0].numpy()
     labels = np.asarray(dataset.space_groups)[indices] - 1
     log_prior = np.log(prior_probabilities(np.bincount(dataset.space_groups - 1, minlength=230)))
     temperature = fit_temperature(logits, labels, log_prior)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from ..grid import ModelGrid
 from ..nets.registry import build_network
+from ..nets.chunks import in_chunks
 from ..nets.csn import parameter_count
 
 
@@ -124,15 +125,14 @@ def load_measured(directory, grid: ModelGrid):
 
 @torch.no_grad()
 def accuracy(model, values, masks, labels, device, batch=256, log_prior=None):
+    """(top-1, top-5) accuracy of ``model`` on grid tensors; labels 0-based."""
     model.eval()
-    top1 = top5 = 0
-    for start in range(0, len(labels), batch):
-        logits, _ = model(values[start:start + batch].to(device), masks[start:start + batch].to(device))
-        logits = logits.float() + (log_prior if log_prior is not None else 0)
-        top = logits.topk(5, dim=1).indices.cpu()
-        truth = labels[start:start + batch, None]
-        top1 += (top[:, :1] == truth).any(1).sum().item()
-        top5 += (top == truth).any(1).sum().item()
+    logits, _ = in_chunks(lambda v, m: model(v.to(device), m.to(device)), values, masks, batch)
+    logits = logits.float() + (log_prior if log_prior is not None else 0)
+    top = logits.topk(5, dim=1).indices.cpu()
+    truth = labels[:, None]
+    top1 = (top[:, :1] == truth).any(1).sum().item()
+    top5 = (top == truth).any(1).sum().item()
     model.train()
     return top1 / len(labels), top5 / len(labels)
 
@@ -142,7 +142,8 @@ def train(config: TrainConfig):
     from ..synth.dataset import PeakDataset
     from ..nets.store import save_model
     from ..priors import prior_probabilities
-    from ..synth.render import RenderConfig, render
+    from ..synth.batches import grid_axis, render_items
+    from ..synth.render import RenderConfig
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     rank = 0
@@ -194,11 +195,10 @@ def train(config: TrainConfig):
     train_idx, sampler, log_prior = training_view()
     rule_table = rule_target_table().to(device)
     render_config = RenderConfig()
-    two_theta = torch.tensor(grid.two_theta, dtype=torch.float32)
+    two_theta = grid_axis(grid)
 
     def make_batch(indices, gen):
-        d, f2m, cos2 = dataset.batch(indices, max_peaks=config.max_peaks)
-        values, mask = render(d, f2m, two_theta, gen, config=render_config, cos2=cos2)
+        values, mask = render_items(dataset, indices, two_theta, gen, config=render_config, max_peaks=config.max_peaks)
         return values, mask, torch.as_tensor(labels[indices], dtype=torch.long)
 
     # a dataset too small for val_fraction to hold one item trains without validation
