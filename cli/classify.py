@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from ..errors import CsnError
+from ..priors import PRIOR_NAMES
 
 FORMATS = ("table", "json", "jsonl", "csv")
-PRIORS = ("uniform", "icsd", "cod", "mp")
 PROGRESS_MIN_FILES = 20  # show a progress bar on stderr from this many files on
 CSV_COLUMNS = (
     "source", "rank", "space_group", "symbol", "probability", "crystal_system",
@@ -163,7 +163,7 @@ def plot_result(pattern, result, path):
               help="Angstrom or a name (CuKa1, MoKa...) for files that record none. [default: 1.5406]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True)
-@click.option("--prior", type=click.Choice(PRIORS), default="icsd", show_default=True,
+@click.option("--prior", type=click.Choice(PRIOR_NAMES), default="icsd", show_default=True,
               help="Space-group prior of your samples: uniform, icsd, cod (minerals, lab samples), mp.")
 @click.option("--classifier", "classifier_name", default="csn", show_default=True,
               help="A registered classifier (see `csn plugins`).")

@@ -4,6 +4,8 @@ import json
 
 import click
 
+from ..synth.dataset import DISTRIBUTIONS, SHARD_SIZE
+
 
 class _OneLineCommand(click.Command):
     """Bad arguments become a one-line ``Error: ...`` (no usage block)."""
@@ -29,10 +31,10 @@ def dataset():
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the shards and manifest.json.")
 @click.option("--count", required=True, type=click.IntRange(min=1), help="Number of structures (items).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (shard i uses [seed, i]).")
-@click.option("--distribution", default="natural", show_default=True, type=click.Choice(["natural", "balanced"]),
+@click.option("--distribution", default=DISTRIBUTIONS[0], show_default=True, type=click.Choice(DISTRIBUTIONS),
               help="natural: Materials Project space-group frequencies; balanced: all 230 equally.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1), help="Worker processes.")
-@click.option("--shard-size", default=2000, show_default=True, type=click.IntRange(min=1), help="Items per shard file.")
+@click.option("--shard-size", default=SHARD_SIZE, show_default=True, type=click.IntRange(min=1), help="Items per shard file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def build(out_dir, count, seed, distribution, workers, shard_size, quiet):
     """Generate structures, label them with spglib and store their simulated peak lists.

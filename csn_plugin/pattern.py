@@ -162,8 +162,11 @@ class Pattern:
 
     @classmethod
     def from_file(cls, path, wavelength=None, format=None):
-        """Read a pattern file (any format :func:`csn_plugin.readers.read_pattern` knows)."""
-        from .readers import read_pattern
+        """Read a pattern file with every registered reader (``csn_plugin.plugins.read_pattern``).
+
+        A convenience of the public API: the pattern layer itself knows no readers; this one
+        method hands the path up to the plugin layer, imported when called."""
+        from .plugins import read_pattern
 
         return read_pattern(path, wavelength=wavelength, format=format)
 

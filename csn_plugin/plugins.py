@@ -591,6 +591,22 @@ def get_readers() -> dict:
     return readers
 
 
+def available_readers() -> dict:
+    """name -> reader: every registered reader, or the built-in ones when none is registered."""
+    from .readers import BUILTIN_READERS
+
+    readers = get_readers()
+    return dict(readers) if readers else dict(BUILTIN_READERS)
+
+
+def read_pattern(path, wavelength=None, format=None):
+    """``readers.read_pattern`` with every registered reader (plugins' too): what
+    ``Pattern.from_file`` and file paths given to ``to_pattern`` use."""
+    from .readers import read_pattern as read_with
+
+    return read_with(path, wavelength=wavelength, format=format, readers=available_readers())
+
+
 def get_menu_items(hook=None) -> list:
     """All plugins' ``MenuItem``s; their callbacks report to ``hook`` (default: csn's own ``pm.hook``)."""
     plugin_manager = get_plugin_manager()

@@ -67,8 +67,7 @@ def pxrd_register_classifiers(register):
 def pxrd_register_readers(register):
     from ..readers import BUILTIN_READERS
 
-    readers = BUILTIN_READERS.values() if isinstance(BUILTIN_READERS, dict) else BUILTIN_READERS
-    for reader in readers:
+    for reader in BUILTIN_READERS.values():
         register(reader.name, reader)
 
 

@@ -5,7 +5,10 @@ dot), ``description``, ``guess_can_open(path) -> bool`` (cheap: extension and/or
 ``read(path) -> Pattern``. ``read`` returns the wavelength recorded in the file
 (``metadata["wavelength_source"] == "file"``) or, when the file records none, a pattern marked
 ``"unknown"``; :func:`read_pattern` then fills in the user's wavelength or the default.
-Plugins add readers through the ``pxrd_register_readers`` hook (see ``csn_plugin.plugins``).
+
+:func:`read_pattern` uses the readers it is given (default: the built-in ones); it never asks the
+plugin manager. Plugins add readers through the ``pxrd_register_readers`` hook, and
+``csn_plugin.plugins.read_pattern`` (what ``Pattern.from_file`` calls) passes every registered one.
 """
 
 from pathlib import Path
@@ -21,10 +24,7 @@ from .rigaku import RasReader, RasxReader
 from .text import TextReader
 from .xrdml import XrdmlReader
 
-__all__ = [
-    "Reader", "BUILTIN_READERS", "read_pattern", "available_readers", "WAVELENGTH_TOLERANCE",
-    "MAX_FILE_BYTES", "MAX_MEMBER_BYTES",
-]
+__all__ = ["Reader", "BUILTIN_READERS", "read_pattern", "WAVELENGTH_TOLERANCE", "MAX_FILE_BYTES", "MAX_MEMBER_BYTES"]
 
 # name -> reader; the order is the order in which readers are asked.
 BUILTIN_READERS = {
@@ -42,16 +42,6 @@ BUILTIN_READERS = {
     )
 }
 
-def available_readers():
-    """name -> reader from the plugin manager when it exists, else the built-in readers."""
-    try:
-        from .. import plugins
-    except ImportError:
-        return dict(BUILTIN_READERS)
-    readers = plugins.get_readers()
-    return dict(readers) if readers else dict(BUILTIN_READERS)
-
-
 def read_pattern(path, wavelength=None, format=None, readers=None):
     """Read a pattern file into a :class:`~csn_plugin.pattern.Pattern`.
 
@@ -59,11 +49,12 @@ def read_pattern(path, wavelength=None, format=None, readers=None):
     one that differs by more than ``WAVELENGTH_TOLERANCE`` (0.5 %) a PatternError names both. ``format`` picks a reader by
     name (e.g. ``"xrdml"``); otherwise readers whose ``guess_can_open`` accepts the file are tried
     in turn, and any readable text file with number columns falls back to the text reader.
+    ``readers``: name -> reader, in the order they are asked (default: ``BUILTIN_READERS``).
     Every failure is a one-line PatternError naming the file.
     """
     source = str(path)
     path = Path(path)
-    readers = available_readers() if readers is None else dict(readers)
+    readers = dict(BUILTIN_READERS if readers is None else readers)
     if wavelength is not None:
         wavelength = resolve_wavelength_for(source, wavelength)
     check_file(source)  # regular file, not empty, within MAX_FILE_BYTES: before any reader opens it

@@ -36,6 +36,7 @@ PEAKS_PER_ITEM = 384  # at most this many peaks stored per item (the strongest a
 RELATIVE_INTENSITY_MIN = 1e-4  # peaks weaker than this x the item's strongest are dropped
 MIN_PEAKS = 3  # an item needs at least this many peaks
 SHARD_SIZE = 2000
+DISTRIBUTIONS = ("natural", "balanced")  # space-group frequencies (Materials Project) or all 230 equally
 _SHARD_GLOB = "shard-*.npz"
 _PER_PEAK = ("d", "f2m", "cos2", "rank")
 _PER_ITEM = ("space_group", "requested_group", "source", "n_atoms", "po_direction")
@@ -182,7 +183,7 @@ def build_dataset(out_dir, count, seed=0, distribution="natural", workers=1, pro
     (all 230 equally). Shards already complete (same seed, distribution, recipe, size) are kept,
     so rerunning after an interruption only builds what is missing. workers: processes.
     """
-    if distribution not in ("natural", "balanced"):
+    if distribution not in DISTRIBUTIONS:
         raise DatasetError(f"distribution must be 'natural' or 'balanced', not {distribution!r}")
     if int(count) < 1:
         raise DatasetError(f"count must be at least 1, got {count}")

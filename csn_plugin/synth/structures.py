@@ -293,17 +293,6 @@ def _too_close(lattice, frac_a, images_b, threshold_sq, same=False):
     return bool((dist_sq < threshold).any())
 
 
-def min_distance(lattice, frac_coords):
-    """Smallest interatomic distance (angstrom) with periodic images, for checks and tests."""
-    frac = np.asarray(frac_coords, dtype=np.float64)
-    diff = frac[:, None, :] - frac[None, :, :]
-    diff -= np.round(diff)
-    cart = (diff[:, :, None, :] + _SHIFTS) @ np.asarray(lattice, dtype=np.float64)
-    dist_sq = np.einsum("mnsk,mnsk->mns", cart, cart)
-    dist_sq[np.arange(len(frac)), np.arange(len(frac)), 13] = np.inf
-    return float(np.sqrt(dist_sq.min()))
-
-
 # ----------------------------------------------------------------------------- chemistry
 
 

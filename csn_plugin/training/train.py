@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,36 +22,9 @@ import torch.nn.functional as F
 
 from ..grid import ModelGrid
 from ..nets.registry import build_network
+from .config import TrainConfig
 from ..nets.chunks import in_chunks
 from ..nets.csn import parameter_count
-
-
-@dataclass
-class TrainConfig:
-    dataset: str
-    out: str
-    steps: int = 20000
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup: int = 500
-    rule_weight: float = 1.0
-    label_smoothing: float = 0.05
-    balance: str = "sampler"         # "sampler" | "logit-adjust" | "none"
-    val_fraction: float = 0.02
-    val_size: int = 2048
-    val_every: int = 500
-    checkpoint_every: int = 250
-    seed: int = 0
-    max_peaks: int = 256
-    grid_step: float = 0.05
-    architecture: str = "csn"        # "csn" or a baseline: "mlp", "cnn", "nopoolcnn"
-    model: dict = field(default_factory=dict)  # network config overrides (CSNConfig / BaselineConfig)
-    device: str = "auto"
-    threads: int = 0                 # 0: torch default
-    max_minutes: float = 0.0         # stop (and export) after this wall time; 0 = no limit
-    measured_dir: str = ""           # optional labelled measured set, logged for monitoring only
-    reload_every: int = 1000         # re-open the dataset every N steps if it gained shards (0: never)
 
 
 def pick_device(name="auto") -> torch.device:
