@@ -9,9 +9,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "csn_plugin" / "data" / "example_TiO2.xy"
+from _shared import REPO  # noqa: E402
+
+EXAMPLE = REPO / "csn_plugin" / "data" / "example_TiO2.xy"
 
 
 def wall(command, repeats):

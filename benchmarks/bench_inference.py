@@ -7,7 +7,6 @@ forward alone and the resampling alone are measured in the same run as reference
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +14,7 @@ import torch
 from csn_plugin import Pattern, SpaceGroupClassifier
 from csn_plugin.nets.csn import parameter_count
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from _shared import SHARED  # noqa: E402  (../shared/data)
 
 
 def measured_patterns(n):

@@ -12,11 +12,10 @@ import importlib.util
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from _shared import REPO  # noqa: E402
 
 
 def load_comparison_structures():

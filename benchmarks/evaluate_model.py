@@ -25,7 +25,7 @@ from csn_plugin.evaluation.metrics import summarize
 from csn_plugin.synth.render import RenderConfig, render
 from csn_plugin.synth.simulate import simulate_reflections
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from _shared import SHARED  # noqa: E402  (../shared/data)
 
 
 def rendered_structures(structures, grid, seed=4321, max_peaks=256):

@@ -223,11 +223,11 @@ def render_sticks(d, f2m) -> np.ndarray:
     this layer reaches up into synth/)."""
     import torch
 
-    from .synth import render as render_module
+    from .synth.render import RenderConfig, render
 
-    config = render_module.RenderConfig.clean()
+    config = RenderConfig.clean()
     generator = torch.Generator().manual_seed(0)
-    profile, _ = render_module.render(
+    profile, _ = render(
         torch.as_tensor(np.asarray(d, dtype=np.float64)[None], dtype=torch.float32),
         torch.as_tensor(np.asarray(f2m, dtype=np.float64)[None], dtype=torch.float32),
         torch.as_tensor(render_grid(), dtype=torch.float32),

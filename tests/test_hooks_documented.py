@@ -1,6 +1,8 @@
-"""Every hook spec has a one-line docstring, a section in docs/host-developers.md and a test."""
+"""Every hook spec has a one-line docstring, a section in docs/host-developers.md whose heading
+shows its signature, and a test."""
 
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,18 @@ def test_hook_has_a_one_line_docstring(name):
 def test_hook_is_documented_for_hosts(name):
     text = HOST_DOCS.read_text()
     assert f"`{name}" in text, f"{name} is not documented in {HOST_DOCS.relative_to(REPO)}"
+
+
+@pytest.mark.parametrize("name", hook_specs())
+def test_hook_signature_matches_the_docs(name):
+    """The docs' heading for the hook (``### `name(arguments)` ``) shows the spec's signature."""
+    text = HOST_DOCS.read_text()
+    documented = re.findall(rf"^#+\s*`({re.escape(name)}\([^`]*\))`", text, re.MULTILINE)
+    assert documented, f"{name} has no heading `{name}(...)` in {HOST_DOCS.relative_to(REPO)}"
+    expected = f"{name}{inspect.signature(getattr(specs, name))}"
+    assert documented[0].replace(" ", "") == expected.replace(" ", ""), (
+        f"{HOST_DOCS.relative_to(REPO)} documents {documented[0]}, the spec is {expected}"
+    )
 
 
 @pytest.mark.parametrize("name", hook_specs())

