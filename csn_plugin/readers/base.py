@@ -5,7 +5,10 @@ linear-time parsing of numbers with esds and of header wavelengths."""
 import os
 import re
 import stat
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import PatternError
 from ..physics import resolve_wavelength
@@ -132,6 +135,25 @@ def utf16_encoding(head: bytes):
         if even.count(0) == len(even) and odd.count(0) == 0:
             return "utf-16-be"
     return None
+
+
+def open_zip(path, format_name) -> zipfile.ZipFile:
+    """The zip archive of a zipped format (.brml, .rasx); not a zip: PatternError."""
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise PatternError(str(path), f"could not read as {format_name}: not a zip archive") from None
+
+
+def number_table(rows, source, empty, narrow):
+    """Rows of numbers -> an (N, width) array cut to the narrowest row; PatternError ``empty`` when
+    there are no rows, ``narrow`` when a row has fewer than two numbers."""
+    if not rows:
+        raise PatternError(source, empty)
+    width = min(len(row) for row in rows)
+    if width < 2:
+        raise PatternError(source, narrow)
+    return np.array([row[:width] for row in rows])
 
 
 def decode(data: bytes) -> str:

@@ -8,12 +8,12 @@ several ranges is read, and only coupled 2theta/theta or detector scans are acce
 
 import re
 import struct
-import zipfile
 
 import numpy as np
 
 from ..errors import PatternError
-from .base import Reader, parse_xml, read_bytes, read_head, read_member
+from ..pattern import Pattern
+from .base import Reader, open_zip, parse_xml, read_bytes, read_head, read_member
 
 _RAW_DATA = re.compile(r"^Experiment\d+/RawData(\d+)\.xml$", re.IGNORECASE)
 
@@ -47,14 +47,8 @@ class BrmlReader(Reader):
     description = "Bruker BRML (zip): Datum rows of Experiment0/RawData0.xml; wavelength from the tube"
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
-        try:
-            archive = zipfile.ZipFile(path)
-        except zipfile.BadZipFile:
-            raise PatternError(source, "could not read as brml: not a zip archive") from None
-        with archive:
+        with open_zip(path, "brml") as archive:
             names = sorted(
                 (name for name in archive.namelist() if _RAW_DATA.match(name)),
                 key=lambda name: int(_RAW_DATA.match(name).group(1)),
@@ -155,8 +149,6 @@ class BrukerRawReader(Reader):
         return head.startswith((b"RAW1.01", b"RAW4.00", b"RAW2", b"RAW "))
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         data = read_bytes(path)
         metadata = {"instrument": "Bruker"}

@@ -5,7 +5,8 @@ import re
 import numpy as np
 
 from ..errors import PatternError
-from .base import Reader, read_text, wavelength_in_text
+from ..pattern import Pattern
+from .base import Reader, number_table, read_text, wavelength_in_text
 
 
 class ChiReader(Reader):
@@ -14,8 +15,6 @@ class ChiReader(Reader):
     description = "Fit2D/pyFAI .chi: title, axis names, point count, then 2theta intensity [esd]"
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         lines = read_text(path).splitlines()
         if len(lines) < 5:
@@ -40,12 +39,8 @@ class ChiReader(Reader):
                 rows.append([float(token) for token in tokens])
             except ValueError:
                 raise PatternError(source, f"line {number} is not numbers: {line.strip()[:60]!r}") from None
-        if not rows:
-            raise PatternError(source, "no data after the 4 header lines")
-        columns = min(len(row) for row in rows)
-        if columns < 2:
-            raise PatternError(source, "the data need at least two columns (2theta, intensity)")
-        data = np.array([row[:columns] for row in rows])
+        data = number_table(rows, source, "no data after the 4 header lines",
+                            "the data need at least two columns (2theta, intensity)")
         metadata = {"title": title, "x_axis": x_name, "y_axis": y_name}
         if len(data) != expected:
             metadata["declared_points"] = expected
@@ -54,5 +49,5 @@ class ChiReader(Reader):
             metadata["converted_from_radians"] = True
         wavelength = wavelength_in_text(title)
         metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
-        esd = data[:, 2] if columns >= 3 else None
+        esd = data[:, 2] if data.shape[1] >= 3 else None
         return Pattern(two_theta, data[:, 1], wavelength, source, metadata, esd)

@@ -4,6 +4,7 @@ FXYE data; angles in centidegrees. Time-of-flight and energy-dispersive banks ar
 import numpy as np
 
 from ..errors import PatternError
+from ..pattern import Pattern
 from .base import Reader, read_head, read_text, wavelength_in_text
 
 
@@ -27,8 +28,6 @@ class GsasReader(Reader):
         return any(line.startswith("BANK ") for line in head.splitlines()[1:])
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         lines = read_text(path).splitlines()
         banks = [index for index, line in enumerate(lines) if line.startswith("BANK")]

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from ..errors import PatternError
+from ..pattern import Pattern
 from .base import Reader, number_and_esd, read_head, read_text
 
 _TOKEN = re.compile(r"""'(?:[^']|'(?=\S))*'(?=\s|$)|"(?:[^"]|"(?=\S))*"(?=\s|$)|#.*|\S+""")
@@ -213,8 +214,6 @@ class PowderCifReader(Reader):
         return "data_" in head
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         blocks = parse_cif(read_text(path))
         if not blocks:

@@ -4,12 +4,12 @@ attenuation``; the intensity is multiplied by the attenuation coefficient."""
 
 import re
 import warnings
-import zipfile
 
 import numpy as np
 
 from ..errors import PatternError, PatternWarning, display_name
-from .base import Reader, decode, parse_xml, read_bytes, read_head, read_member
+from ..pattern import Pattern
+from .base import Reader, decode, number_table, open_zip, parse_xml, read_bytes, read_head, read_member
 
 _PROFILE = re.compile(r"^Data(\d+)/Profile(\d+)\.txt$", re.IGNORECASE)
 
@@ -31,15 +31,10 @@ def _profile(text, source):
             rows.append([float(token) for token in tokens[:3]])
         except ValueError:
             raise PatternError(source, f"profile line is not numbers: {line.strip()[:60]!r}") from None
-    if not rows:
-        raise PatternError(source, "the profile holds no data")
     if len(rows) > 2 and len(rows[-1]) < len(rows[-2]) == min(len(row) for row in rows[:-1]):
         rows.pop()  # a last row cut short: the others keep their attenuation column
-    width = min(len(row) for row in rows)
-    if width < 2:
-        raise PatternError(source, "profile rows need an angle and an intensity")
-    table = np.array([row[:width] for row in rows])
-    intensity = table[:, 1] * table[:, 2] if width >= 3 else table[:, 1]
+    table = number_table(rows, source, "the profile holds no data", "profile rows need an angle and an intensity")
+    intensity = table[:, 1] * table[:, 2] if table.shape[1] >= 3 else table[:, 1]
     return table[:, 0], intensity
 
 
@@ -106,14 +101,8 @@ class RasxReader(Reader):
     description = "Rigaku RASX (zip): Data0/Profile0.txt; wavelength from MesurementConditions0.xml"
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
-        try:
-            archive = zipfile.ZipFile(path)
-        except zipfile.BadZipFile:
-            raise PatternError(source, "could not read as rasx: not a zip archive") from None
-        with archive:
+        with open_zip(path, "rasx") as archive:
             profiles = sorted(
                 (name for name in archive.namelist() if _PROFILE.match(name)),
                 key=lambda name: tuple(int(part) for part in _PROFILE.match(name).groups()),
@@ -172,8 +161,6 @@ class RasReader(Reader):
             return False
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         text = read_bytes(path).decode("latin-1")  # headers are ASCII; comments may be Shift-JIS
         if "*RAS_INT_START" not in text:

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 
 from ..errors import PatternError, PatternWarning, display_name
+from ..pattern import Pattern
 from .base import Reader, head_text, read_text, wavelength_in_text
 
 COMMENT_PREFIXES = ("#", "!", ";", "%", "//")
@@ -213,8 +214,6 @@ class TextReader(Reader):
         return score >= 3
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         lines = read_text(path).splitlines()
         dialect, score = detect_dialect(lines)

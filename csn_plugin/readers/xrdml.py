@@ -5,6 +5,7 @@ import re
 import numpy as np
 
 from ..errors import PatternError
+from ..pattern import Pattern
 from .base import Reader, parse_xml, read_bytes, read_head
 
 
@@ -65,8 +66,6 @@ class XrdmlReader(Reader):
         return b"<xrdMeasurements" in head
 
     def read(self, path):
-        from ..pattern import Pattern
-
         source = str(path)
         root = parse_xml(read_bytes(path), source, "xrdml")
         if _local(root.tag) != "xrdMeasurements":

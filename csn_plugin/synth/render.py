@@ -173,17 +173,44 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
     f2m = f2m.to(device=device, dtype=torch.float32)
     grid = torch.as_tensor(two_theta_grid, dtype=torch.float32).to(device)
     batch = d.shape[0]
-    n_grid = grid.shape[0]
-    gen_device = generator.device if generator is not None else torch.device("cpu")
+    draws = _Draws(generator, device)
+    wl = torch.as_tensor(wavelength, dtype=torch.float32).to(device).reshape(-1).expand(batch)
 
-    def rand(*shape):
-        return torch.rand(*shape, generator=generator, device=gen_device).to(device)
+    p = _draw_parameters(config, draws.rand(batch, 48), grid)
+    sin1, intensity, valid = _reflection_intensities(d, f2m, cos2, wl, p, config)
+    sin1, intensity, valid = _add_impurities(sin1, intensity, valid, grid, wl, p, config, draws)
+    peaks, grid_step, coarse, binned = _line_profiles(sin1, intensity, valid, grid, wl, p, config)
+    peaks, background, measured, xc, t2 = _background(peaks, grid, wl, p)
+    observed, n_counts = _counting_noise(peaks + background, grid, grid_step, coarse, binned, p, draws)
+    return _processing(observed, background, n_counts, measured, xc, t2, p, config)
 
-    def randn(*shape):
-        return torch.randn(*shape, generator=generator, device=gen_device).to(device)
 
-    c = config
-    u = rand(batch, 48)  # one draw per pattern parameter (columns below), fixed layout
+class _Draws:
+    """Uniform and normal draws from ``generator`` (on its device), moved to ``device``."""
+
+    def __init__(self, generator, device):
+        import torch
+
+        self.generator, self.device = generator, device
+        self.gen_device = generator.device if generator is not None else torch.device("cpu")
+
+    def rand(self, *shape):
+        import torch
+
+        return torch.rand(*shape, generator=self.generator, device=self.gen_device).to(self.device)
+
+    def randn(self, *shape):
+        import torch
+
+        return torch.randn(*shape, generator=self.generator, device=self.gen_device).to(self.device)
+
+
+def _draw_parameters(c, u, grid):
+    """Stage 1: every per-pattern parameter from the (B, 48) uniform draws ``u``, one column each
+    in a fixed layout (the same seed gives the same patterns whatever the config)."""
+    import torch
+    from types import SimpleNamespace
+
     col = iter(range(48))
 
     def draw(bounds, log=False):
@@ -193,82 +220,101 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
     def chance(p):
         return u[:, next(col)] < p
 
-    wl = torch.as_tensor(wavelength, dtype=torch.float32).to(device).reshape(-1).expand(batch)
-    zero_shift = draw(c.zero_shift)
-    displacement = draw(c.displacement)
-    d_scale = 1.0 + draw(c.wavelength_error)
-    cag_u, cag_v, cag_w = draw(c.caglioti_u), draw(c.caglioti_v), draw(c.caglioti_w)
-    inst_l = draw(c.instrument_lorentz)
-    size_a = torch.where(chance(c.p_nanocrystalline), draw(c.nanocrystallite_size_nm, log=True),
-                         draw(c.crystallite_size_nm, log=True)) * 10.0
-    strain = draw(c.microstrain)
-    asym = draw(c.asymmetry)
+    p = SimpleNamespace()
+    p.zero_shift = draw(c.zero_shift)
+    p.displacement = draw(c.displacement)
+    p.d_scale = 1.0 + draw(c.wavelength_error)
+    p.cag_u, p.cag_v, p.cag_w = draw(c.caglioti_u), draw(c.caglioti_v), draw(c.caglioti_w)
+    p.inst_l = draw(c.instrument_lorentz)
+    p.size_a = torch.where(chance(c.p_nanocrystalline), draw(c.nanocrystallite_size_nm, log=True),
+                           draw(c.crystallite_size_nm, log=True)) * 10.0
+    p.strain = draw(c.microstrain)
+    p.asym = draw(c.asymmetry)
     ka2_absent = chance(c.p_ka2_absent)
-    ka2_ratio = torch.where(ka2_absent, draw(c.ka2_residual), draw(c.ka2_ratio))
-    po_on = chance(c.p_preferred_orientation)
-    po_r = draw(c.march_dollase_r, log=True)
-    b_iso = draw(c.b_iso)
-    pol_k = draw(c.polarisation_k)
-    impurity_on = chance(c.p_impurity)
-    n_imp_max = int(c.impurity_peaks[1]) if c.p_impurity > 0 else 0
-    impurity_count = torch.floor(draw((c.impurity_peaks[0], c.impurity_peaks[1] + 1 - 1e-6)))
-    bg_level = draw(c.background_level, log=True)
-    cheb = torch.stack([draw((-c.background_shape, c.background_shape)) for _ in range(3)], dim=1)
-    rise = draw(c.low_angle_rise)
-    rise_power = draw(c.low_angle_power)
-    amorphous_on = chance(c.p_amorphous)
-    hump_center = draw(c.amorphous_center)
-    hump_fwhm = draw(c.amorphous_fwhm)
-    hump_height = draw(c.amorphous_height)
-    counts = draw(c.peak_counts, log=True)
-    read_sd = draw(c.read_noise)
+    p.ka2_ratio = torch.where(ka2_absent, draw(c.ka2_residual), draw(c.ka2_ratio))
+    p.po_on = chance(c.p_preferred_orientation)
+    p.po_r = draw(c.march_dollase_r, log=True)
+    p.b_iso = draw(c.b_iso)
+    p.pol_k = draw(c.polarisation_k)
+    p.impurity_on = chance(c.p_impurity)
+    p.n_imp_max = int(c.impurity_peaks[1]) if c.p_impurity > 0 else 0
+    p.impurity_count = torch.floor(draw((c.impurity_peaks[0], c.impurity_peaks[1] + 1 - 1e-6)))
+    p.bg_level = draw(c.background_level, log=True)
+    p.cheb = torch.stack([draw((-c.background_shape, c.background_shape)) for _ in range(3)], dim=1)
+    p.rise = draw(c.low_angle_rise)
+    p.rise_power = draw(c.low_angle_power)
+    p.amorphous_on = chance(c.p_amorphous)
+    p.hump_center = draw(c.amorphous_center)
+    p.hump_fwhm = draw(c.amorphous_fwhm)
+    p.hump_height = draw(c.amorphous_height)
+    p.counts = draw(c.peak_counts, log=True)
+    p.read_sd = draw(c.read_noise)
     full_range = chance(c.p_full_range)
-    start = torch.where(full_range, grid[0] - 0.5, draw(c.two_theta_start))
-    end = torch.where(full_range, grid[-1] + 0.5, draw(c.two_theta_end))
-    step = draw(c.step, log=True)
-    subtracted = chance(c.p_background_subtracted)
-    clip = subtracted & chance(c.p_clip)
-    undershoot = draw(c.subtraction_undershoot)
-    sub_err = torch.stack([draw((-1.0, 1.0)) for _ in range(2)], dim=1)
-    sub_err_noise = draw(c.subtraction_error)[:, None]
-    sub_err_rel = draw(c.subtraction_error_relative)[:, None]
+    p.start = torch.where(full_range, grid[0] - 0.5, draw(c.two_theta_start))
+    p.end = torch.where(full_range, grid[-1] + 0.5, draw(c.two_theta_end))
+    p.step = draw(c.step, log=True)
+    p.subtracted = chance(c.p_background_subtracted)
+    p.clip = p.subtracted & chance(c.p_clip)
+    p.undershoot = draw(c.subtraction_undershoot)
+    p.sub_err = torch.stack([draw((-1.0, 1.0)) for _ in range(2)], dim=1)
+    p.sub_err_noise = draw(c.subtraction_error)[:, None]
+    p.sub_err_rel = draw(c.subtraction_error_relative)[:, None]
+    return p
 
-    # ---- per-peak integrated intensities at the tube wavelength (Ka1) ----
+
+def _reflection_intensities(d, f2m, cos2, wl, p, c):
+    """Stage 2: per-peak integrated intensities at the tube wavelength (Ka1): LP with the
+    monochromator term, Debye-Waller, March-Dollase; scaled to the strongest. Returns
+    ``(sin theta, intensity, valid)``, each (B, P)."""
+    import torch
+
+    device = d.device
     valid = f2m > 0
-    d_eff = d * d_scale[:, None]
+    d_eff = d * p.d_scale[:, None]
     sin1 = wl[:, None] / (2.0 * d_eff.clamp_min(1e-6))
     valid = valid & (sin1 < 0.9999)
     sin1 = sin1.clamp(max=0.9999)
     theta1 = torch.asin(sin1)
     cos_2t = torch.cos(2.0 * theta1)
-    lp = (1.0 + pol_k[:, None] * cos_2t**2) / (sin1**2 * torch.cos(theta1))
-    intensity = f2m * lp * torch.exp(-b_iso[:, None] / (2.0 * d_eff.clamp_min(1e-6) ** 2))
+    lp = (1.0 + p.pol_k[:, None] * cos_2t**2) / (sin1**2 * torch.cos(theta1))
+    intensity = f2m * lp * torch.exp(-p.b_iso[:, None] / (2.0 * d_eff.clamp_min(1e-6) ** 2))
     if cos2 is not None and c.p_preferred_orientation > 0:
         cos2 = cos2.to(device=device, dtype=torch.float32).clamp(0.0, 1.0)
-        r = torch.where(po_on, po_r, torch.ones_like(po_r))[:, None]
+        r = torch.where(p.po_on, p.po_r, torch.ones_like(p.po_r))[:, None]
         intensity = intensity * (r**2 * cos2 + (1.0 - cos2) / r) ** -1.5
     intensity = torch.where(valid, intensity, torch.zeros_like(intensity))
     strongest = intensity.amax(dim=1, keepdim=True).clamp_min(1e-30)
-    intensity = intensity / strongest
+    return sin1, intensity / strongest, valid
 
-    # ---- weak impurity peaks: random positions inside the grid, extra columns ----
-    if n_imp_max > 0:
-        slots = torch.arange(n_imp_max, device=device)
-        present = impurity_on[:, None] & (slots[None, :] < impurity_count[:, None])
-        imp_2t = _uniform(rand(batch, n_imp_max), (float(grid[0]), float(grid[-1])))
-        imp_int = _uniform(rand(batch, n_imp_max), c.impurity_intensity) * present
-        # a position on the reference grid -> the tube angle with the same d
-        imp_sin1 = (torch.sin(torch.deg2rad(imp_2t) / 2) * wl[:, None] / REFERENCE_WAVELENGTH).clamp(max=0.9999)
-        sin1 = torch.cat([sin1, imp_sin1], dim=1)
-        theta1 = torch.asin(sin1)
-        intensity = torch.cat([intensity, imp_int], dim=1)
-        valid = torch.cat([valid, present & (imp_sin1 < 0.9999)], dim=1)
 
-    # ---- lines: Ka1 and Ka2 at the tube; positions, widths mapped to the reference scale ----
+def _add_impurities(sin1, intensity, valid, grid, wl, p, c, draws):
+    """Stage 3: weak impurity peaks at random positions inside the grid, as extra columns."""
+    import torch
+
+    if p.n_imp_max == 0:
+        return sin1, intensity, valid
+    batch, device = sin1.shape[0], sin1.device
+    slots = torch.arange(p.n_imp_max, device=device)
+    present = p.impurity_on[:, None] & (slots[None, :] < p.impurity_count[:, None])
+    imp_2t = _uniform(draws.rand(batch, p.n_imp_max), (float(grid[0]), float(grid[-1])))
+    imp_int = _uniform(draws.rand(batch, p.n_imp_max), c.impurity_intensity) * present
+    # a position on the reference grid -> the tube angle with the same d
+    imp_sin1 = (torch.sin(torch.deg2rad(imp_2t) / 2) * wl[:, None] / REFERENCE_WAVELENGTH).clamp(max=0.9999)
+    return (torch.cat([sin1, imp_sin1], dim=1), torch.cat([intensity, imp_int], dim=1),
+            torch.cat([valid, present & (imp_sin1 < 0.9999)], dim=1))
+
+
+def _line_profiles(sin1, intensity, valid, grid, wl, p, c):
+    """Stage 4: Ka1 and Ka2 lines at the tube, their widths (Caglioti, strain, Scherrer, the
+    measurement step) and positions (zero shift, displacement) mapped to the reference scale, summed
+    onto the grid. Returns ``(peaks (B, G), grid step, coarse, binned)``."""
+    import torch
+
+    batch, n_grid = sin1.shape[0], grid.shape[0]
     ka2_wl_ratio = _ka2_ratio_of(wl)
     lines_sin = [sin1, (sin1 * ka2_wl_ratio[:, None])]
-    lines_weight = [intensity, intensity * ka2_ratio[:, None]]
-    if bool((ka2_ratio == 0).all()):
+    lines_weight = [intensity, intensity * p.ka2_ratio[:, None]]
+    if bool((p.ka2_ratio == 0).all()):
         lines_sin, lines_weight = lines_sin[:1], lines_weight[:1]
     sin_t = torch.cat(lines_sin, dim=1)
     weight = torch.cat(lines_weight, dim=1)
@@ -278,11 +324,11 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
     cos_t = torch.cos(theta_t)
     tan_t = sin_t / cos_t
     # profile widths at the tube angle (degrees 2theta)
-    gauss = (cag_u[:, None] * tan_t**2 + cag_v[:, None] * tan_t + cag_w[:, None]).clamp_min(1e-6).sqrt()
-    scherrer = _DEG * _SCHERRER_K * wl[:, None] / (size_a[:, None] * cos_t)
-    lorentz = inst_l[:, None] + strain[:, None] * tan_t + scherrer
+    gauss = (p.cag_u[:, None] * tan_t**2 + p.cag_v[:, None] * tan_t + p.cag_w[:, None]).clamp_min(1e-6).sqrt()
+    scherrer = _DEG * _SCHERRER_K * wl[:, None] / (p.size_a[:, None] * cos_t)
+    lorentz = p.inst_l[:, None] + p.strain[:, None] * tan_t + scherrer
     # observed tube angle with zero shift and displacement, then to the reference scale
-    two_theta_t = 2.0 * _DEG * theta_t + zero_shift[:, None] + displacement[:, None] * cos_t
+    two_theta_t = 2.0 * _DEG * theta_t + p.zero_shift[:, None] + p.displacement[:, None] * cos_t
     sin_ref = (REFERENCE_WAVELENGTH / wl[:, None]) * torch.sin(torch.deg2rad(two_theta_t) / 2)
     line_valid = line_valid & (sin_ref.abs() < 0.9999)
     sin_ref = sin_ref.clamp(-0.9999, 0.9999)
@@ -292,6 +338,7 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
     # The measurement step, as Gaussian broadening of the same variance: the detector integrates
     # over one step (box s), then the file is resampled to the grid as ModelGrid.resample does:
     # bin mean of a finer file (box g) or linear interpolation of a coarser one (triangle, s^2/6).
+    step = p.step
     grid_step = float((grid[-1] - grid[0]) / max(n_grid - 1, 1)) if n_grid > 1 else 0.05
     coarse = step > 0
     binned = coarse & (step < grid_step)
@@ -303,11 +350,20 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
     # height of a unit-area pseudo-Voigt
     height = weight / (fwhm * (eta * (math.pi / 2) + (1 - eta) * 0.5 * math.sqrt(math.pi / math.log(2))))
     # asymmetry: left half wider at low angle (axial divergence), fading as 1/tan(2theta)
-    skew = (asym[:, None] * math.tan(math.radians(20.0))
+    skew = (p.asym[:, None] * math.tan(math.radians(20.0))
             / torch.tan(torch.deg2rad(position).clamp(0.05, 1.55))).clamp(0.0, 0.5)
     peaks = _scatter_lines(batch, grid, grid_step, weight, position, fwhm, eta, height, skew, c)
+    return peaks, grid_step, coarse, binned
 
-    # ---- background (relative to the strongest peak height) ----
+
+def _background(peaks, grid, wl, p):
+    """Stage 5: the measured range, peaks scaled to 1 over it, and the background (Chebyshev shape,
+    low-angle rise, amorphous hump) relative to the strongest peak. Returns
+    ``(peaks, background, measured, xc, t2)`` (xc, t2: the Chebyshev abscissa and T2 on the range)."""
+    import torch
+
+    batch = peaks.shape[0]
+    start, end = p.start, p.end
     measured = (grid[None, :] >= start[:, None]) & (grid[None, :] <= end[:, None])
     reach = 2 * _DEG * torch.asin((REFERENCE_WAVELENGTH / wl).clamp(max=1.0))  # longer tubes reach less
     measured = measured & (grid[None, :] < reach[:, None])
@@ -318,15 +374,22 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
     xc = (2 * (grid[None, :] - lo) / (hi - lo).clamp_min(1e-6) - 1).clamp(-1, 1)
     t2 = 2 * xc**2 - 1
     t3 = 4 * xc**3 - 3 * xc
+    cheb = p.cheb
     shape = torch.exp(cheb[:, 0:1] * xc + cheb[:, 1:2] * t2 + cheb[:, 2:3] * t3)
-    shape = shape + rise[:, None] * (10.0 / grid.clamp_min(1.0))[None, :] ** rise_power[:, None]
-    hump = torch.exp(-4 * math.log(2) * ((grid[None, :] - hump_center[:, None]) / hump_fwhm[:, None]) ** 2)
-    shape = shape + (amorphous_on * hump_height)[:, None] * hump
-    background = bg_level[:, None] * shape
-    clean = peaks + background
+    shape = shape + p.rise[:, None] * (10.0 / grid.clamp_min(1.0))[None, :] ** p.rise_power[:, None]
+    hump = torch.exp(-4 * math.log(2) * ((grid[None, :] - p.hump_center[:, None]) / p.hump_fwhm[:, None]) ** 2)
+    shape = shape + (p.amorphous_on * p.hump_height)[:, None] * hump
+    return peaks, p.bg_level[:, None] * shape, measured, xc, t2
 
-    # ---- counting noise at the file's points, resampled like the signal: a bin mean of n points
-    # is one Poisson sample at n times the rate; interpolated points share the file's noise ----
+
+def _counting_noise(clean, grid, grid_step, coarse, binned, p, draws):
+    """Stage 6: counting noise at the file's points, resampled like the signal (a bin mean of n
+    points is one Poisson sample at n times the rate; interpolated points share the file's noise),
+    and read noise. Returns ``(observed, counts per unit)``."""
+    import torch
+
+    batch, n_grid = clean.shape[0], grid.shape[0]
+    counts, step, start = p.counts, p.step, p.start
     finite_counts = torch.isfinite(counts)
     n_counts = torch.where(finite_counts, counts, torch.ones_like(counts))[:, None]
     safe_step = torch.where(coarse, step, torch.ones_like(step))
@@ -339,7 +402,7 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
         min_step = float(torch.where(interpolated, step, torch.full_like(step, 1e9)).min())
         span = float(grid[-1] - torch.minimum(start.min(), grid[0]))
         n_table = max(n_grid, int(span / min_step) + 3 if min_step < 1e9 else 0)
-        table = randn(batch, n_table)
+        table = draws.randn(batch, n_table)
         k0 = k0.long().clamp(max=n_table - 2)
         z0 = torch.where(interpolated[:, None], table.gather(1, k0), table[:, :n_grid])
         z1 = table.gather(1, k0 + 1)
@@ -352,17 +415,24 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
         observed = torch.where(finite_counts[:, None], noisy, clean)
     else:
         observed = clean
-    if float(read_sd.max()) > 0:
-        observed = observed + read_sd[:, None] * randn(batch, n_grid)
+    if float(p.read_sd.max()) > 0:
+        observed = observed + p.read_sd[:, None] * draws.randn(batch, n_grid)
+    return observed, n_counts
 
-    # ---- processing: imperfect background subtraction, clipping at 0 ----
+
+def _processing(observed, background, n_counts, measured, xc, t2, p, c):
+    """Stage 7: the processing the measured file went through (imperfect background subtraction,
+    clipping at 0), the mask, and scaling to a maximum of 1 over the measured points."""
+    import torch
+
+    finite_counts = torch.isfinite(p.counts)
     noise_sd = (background / n_counts).sqrt()
     noise_sd = torch.where(finite_counts[:, None], noise_sd, torch.zeros_like(noise_sd))
-    error_shape = 0.5 * (sub_err[:, 0:1] * xc + sub_err[:, 1:2] * t2)  # smooth, within [-1, 1]
-    fitted = (background * (1 + sub_err_rel * error_shape)
-              - noise_sd * undershoot[:, None] * (1 + sub_err_noise * error_shape))
-    observed = torch.where(subtracted[:, None], observed - fitted, observed)
-    observed = torch.where(clip[:, None], observed.clamp_min(0.0), observed)
+    error_shape = 0.5 * (p.sub_err[:, 0:1] * xc + p.sub_err[:, 1:2] * t2)  # smooth, within [-1, 1]
+    fitted = (background * (1 + p.sub_err_rel * error_shape)
+              - noise_sd * p.undershoot[:, None] * (1 + p.sub_err_noise * error_shape))
+    observed = torch.where(p.subtracted[:, None], observed - fitted, observed)
+    observed = torch.where(p.clip[:, None], observed.clamp_min(0.0), observed)
 
     mask = measured.to(torch.float32)
     if c.clip_output:

@@ -111,147 +111,221 @@ def accuracy(model, values, masks, labels, device, batch=256, log_prior=None):
 
 
 def train(config: TrainConfig):
-    """Train (or resume) and return the run directory; exports ``<out>/model.safetensors``."""
-    from ..synth.dataset import PeakDataset
-    from ..nets.store import save_model
-    from ..priors import prior_probabilities
-    from ..synth.batches import grid_axis, render_items
-    from ..synth.render import RenderConfig
+    """Train (or resume) and return the run directory; exports ``<out>/model.safetensors``.
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    rank = 0
-    if distributed:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        rank = torch.distributed.get_rank()
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    device = pick_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    grid = ModelGrid(step=config.grid_step)
-    def shard_count():
-        return len(list(Path(config.dataset).glob("shard-*.npz")))
-
-    loaded_shards = shard_count()
-    dataset = PeakDataset(config.dataset)
-    labels = np.asarray(dataset.space_groups) - 1
-    # Validation: the first items of the dataset (shards are random draws), fixed even while a
-    # dataset that is still being built grows between reloads.
-    n_val = min(config.val_size, int(len(labels) * config.val_fraction))
-    val_idx = np.arange(n_val)
-
-    model = build_network(config.architecture, {**config.model, "grid_size": grid.size}).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step, elapsed_before = 0, 0.0
-    checkpoint_path = out / "checkpoint.pt"
-    rng = np.random.default_rng([config.seed, rank])
-    generator = torch.Generator().manual_seed(config.seed * 1000 + rank)
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, elapsed_before = int(state["step"]), float(state["elapsed"])
-        generator.set_state(state["generator"])
-        rng = np.random.default_rng([config.seed, rank, step])
-    wrapped = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
-
-    def training_view():
-        train_idx = np.arange(n_val, len(labels))
-        counts = np.bincount(labels[train_idx], minlength=230).astype(np.float64)
-        prior = None
-        if config.balance == "logit-adjust":
-            prior = torch.tensor(np.log(prior_probabilities(counts)), dtype=torch.float32, device=device)
-        return train_idx, BatchSampler(labels, train_idx, config.balance, rng), prior
-
-    train_idx, sampler, log_prior = training_view()
-    rule_table = rule_target_table().to(device)
-    render_config = RenderConfig()
-    two_theta = grid_axis(grid)
-
-    def make_batch(indices, gen):
-        values, mask = render_items(dataset, indices, two_theta, gen, config=render_config, max_peaks=config.max_peaks)
-        return values, mask, torch.as_tensor(labels[indices], dtype=torch.long)
-
-    # a dataset too small for val_fraction to hold one item trains without validation
-    val_values, val_masks, val_labels = make_batch(val_idx, torch.Generator().manual_seed(12345)) if n_val else (None, None, None)
-    measured = None
-    if config.measured_dir and Path(config.measured_dir, "labels.csv").exists():
-        measured = load_measured(config.measured_dir, grid)
-
-    if rank == 0:
-        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-        print(f"training {parameter_count(model):,} parameters on {device}; {len(train_idx):,} train / {len(val_idx):,} val items; "
-              f"grid {grid.size} points; starting at step {step}", flush=True)
-    log = open(out / "log.jsonl", "a") if rank == 0 else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    start_time = time.time()
-    data_time = model_time = 0.0
-    running = []
-
-    def save_checkpoint():
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                    "elapsed": elapsed_before + time.time() - start_time, "generator": generator.get_state()},
-                   out / "checkpoint.tmp")
-        os.replace(out / "checkpoint.tmp", checkpoint_path)
-
-    model.train()
-    while step < config.steps:
-        if config.reload_every and step % config.reload_every == 0 and step and shard_count() > loaded_shards:
-            loaded_shards = shard_count()
-            dataset = PeakDataset(config.dataset)   # the build went on: train on the new shards too
-            labels = np.asarray(dataset.space_groups) - 1
-            train_idx, sampler, log_prior = training_view()
-            if rank == 0:
-                print(f"step {step}: dataset reloaded, {len(train_idx):,} train items", flush=True)
-        t0 = time.time()
-        values, mask, batch_labels = make_batch(sampler.sample(config.batch_size), generator)
-        values, mask, batch_labels = values.to(device), mask.to(device), batch_labels.to(device)
-        t1 = time.time()
-        lr = learning_rate(step, config, (elapsed_before + t1 - start_time) / 60)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with autocast:
-            logits, rule_logits = wrapped(values, mask)
-        loss, ce, bce = loss_terms(logits.float(), None if rule_logits is None else rule_logits.float(),
-                                   batch_labels, rule_table, config, log_prior)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        data_time += t1 - t0
-        model_time += time.time() - t1
-        running.append((loss.item(), ce.item(), bce.item()))
-        minutes = (elapsed_before + time.time() - start_time) / 60
-        stop_now = bool(config.max_minutes) and minutes >= config.max_minutes
-        if rank == 0 and (step % config.val_every == 0 or step == config.steps or stop_now):
-            record = {"step": step, "minutes": round(minutes, 2), "lr": lr,
-                      "loss": float(np.mean([r[0] for r in running])), "ce": float(np.mean([r[1] for r in running])),
-                      "bce": float(np.mean([r[2] for r in running])),
-                      "data_s_per_step": data_time / len(running), "model_s_per_step": model_time / len(running)}
-            if n_val:
-                record["val_top1"], record["val_top5"] = accuracy(model, val_values, val_masks, val_labels, device)
-            if measured is not None:
-                record["measured_top1"], record["measured_top5"] = accuracy(model, *measured, device)
-            running, data_time, model_time = [], 0.0, 0.0
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            print(json.dumps(record), flush=True)
-        if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps or stop_now):
-            save_checkpoint()
+    The stages, top to bottom: set up (processes, device, run directory), open the dataset, build
+    the network and optimiser, resume from the checkpoint, prepare the validation and measured
+    monitoring sets, then step until done (reloading a dataset that is still growing, logging,
+    checkpointing) and export."""
+    run = _Run(config)
+    run.open_dataset()
+    run.build_network()
+    run.resume()
+    run.prepare_monitoring()
+    run.announce()
+    while run.step < config.steps:
+        run.reload_if_grown()
+        stop_now = run.train_step()
+        run.log_if_due(stop_now)
+        run.checkpoint_if_due(stop_now)
         if stop_now:
             break
-    if rank == 0:
-        save_checkpoint()
-        save_model(model, out / "model.safetensors", grid, metadata={
-            "training": {"steps": step, "minutes": round((elapsed_before + time.time() - start_time) / 60, 1),
-                         "batch_size": config.batch_size, "balance": config.balance, "seed": config.seed,
-                         "dataset": str(config.dataset), "items": len(labels),
-                         "validation_items": int(n_val)},
-            "train_prior": "uniform",
-        }, architecture=config.architecture)
-    if distributed:
-        torch.distributed.destroy_process_group()
-    return out
+    run.finish()
+    return run.out
+
+
+class _Run:
+    """One training run's state, advanced by ``train`` stage by stage."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.rank = 0
+        if self.distributed:
+            torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            self.rank = torch.distributed.get_rank()
+            if torch.cuda.is_available():
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        self.device = pick_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.grid = ModelGrid(step=config.grid_step)
+        self.checkpoint_path = self.out / "checkpoint.pt"
+
+    # ------------------------------------------------------------------------------- dataset
+    def _shard_count(self):
+        return len(list(Path(self.config.dataset).glob("shard-*.npz")))
+
+    def open_dataset(self):
+        from ..synth.dataset import PeakDataset
+
+        self.loaded_shards = self._shard_count()
+        self.dataset = PeakDataset(self.config.dataset)
+        self.labels = np.asarray(self.dataset.space_groups) - 1
+        # Validation: the first items of the dataset (shards are random draws), fixed even while a
+        # dataset that is still being built grows between reloads.
+        self.n_val = min(self.config.val_size, int(len(self.labels) * self.config.val_fraction))
+        self.val_idx = np.arange(self.n_val)
+
+    def _training_view(self):
+        """(train indices, sampler, log prior for logit adjustment or None) of the current dataset."""
+        from ..priors import prior_probabilities
+
+        train_idx = np.arange(self.n_val, len(self.labels))
+        counts = np.bincount(self.labels[train_idx], minlength=230).astype(np.float64)
+        prior = None
+        if self.config.balance == "logit-adjust":
+            prior = torch.tensor(np.log(prior_probabilities(counts)), dtype=torch.float32, device=self.device)
+        return train_idx, BatchSampler(self.labels, train_idx, self.config.balance, self.rng), prior
+
+    def reload_if_grown(self):
+        """Re-open a dataset that is still being built when it gained shards (every ``reload_every`` steps)."""
+        from ..synth.dataset import PeakDataset
+
+        config, step = self.config, self.step
+        if config.reload_every and step % config.reload_every == 0 and step and self._shard_count() > self.loaded_shards:
+            self.loaded_shards = self._shard_count()
+            self.dataset = PeakDataset(config.dataset)   # the build went on: train on the new shards too
+            self.labels = np.asarray(self.dataset.space_groups) - 1
+            self.train_idx, self.sampler, self.log_prior = self._training_view()
+            if self.rank == 0:
+                print(f"step {step}: dataset reloaded, {len(self.train_idx):,} train items", flush=True)
+
+    def _make_batch(self, indices, generator):
+        from ..synth.batches import render_items
+
+        values, mask = render_items(self.dataset, indices, self.two_theta, generator, config=self.render_config,
+                                    max_peaks=self.config.max_peaks)
+        return values, mask, torch.as_tensor(self.labels[indices], dtype=torch.long)
+
+    # ------------------------------------------------------------------------ network, resume
+    def build_network(self):
+        config = self.config
+        self.model = build_network(config.architecture, {**config.model, "grid_size": self.grid.size}).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.step, self.elapsed_before = 0, 0.0
+        self.rng = np.random.default_rng([config.seed, self.rank])
+        self.generator = torch.Generator().manual_seed(config.seed * 1000 + self.rank)
+
+    def resume(self):
+        """Continue from ``<out>/checkpoint.pt`` when there is one."""
+        if self.checkpoint_path.exists():
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step, self.elapsed_before = int(state["step"]), float(state["elapsed"])
+            self.generator.set_state(state["generator"])
+            self.rng = np.random.default_rng([self.config.seed, self.rank, self.step])
+        self.wrapped = torch.nn.parallel.DistributedDataParallel(self.model) if self.distributed else self.model
+
+    # ---------------------------------------------------------------------------- monitoring
+    def prepare_monitoring(self):
+        """The sampler, the loss's rule targets, and the fixed validation and measured sets."""
+        from ..synth.batches import grid_axis
+        from ..synth.render import RenderConfig
+
+        config = self.config
+        self.train_idx, self.sampler, self.log_prior = self._training_view()
+        self.rule_table = rule_target_table().to(self.device)
+        self.render_config = RenderConfig()
+        self.two_theta = grid_axis(self.grid)
+        # a dataset too small for val_fraction to hold one item trains without validation
+        self.val_values, self.val_masks, self.val_labels = (
+            self._make_batch(self.val_idx, torch.Generator().manual_seed(12345)) if self.n_val else (None, None, None))
+        self.measured = None
+        if config.measured_dir and Path(config.measured_dir, "labels.csv").exists():
+            self.measured = load_measured(config.measured_dir, self.grid)
+
+    def announce(self):
+        """Write the config, say what is trained, open the log and start the clocks."""
+        if self.rank == 0:
+            (self.out / "train_config.json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+            print(f"training {parameter_count(self.model):,} parameters on {self.device}; {len(self.train_idx):,} train / "
+                  f"{len(self.val_idx):,} val items; grid {self.grid.size} points; starting at step {self.step}", flush=True)
+        self.log = open(self.out / "log.jsonl", "a") if self.rank == 0 else None
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
+                         else torch.autocast("cpu", enabled=False))
+        self.start_time = time.time()
+        self.data_time = self.model_time = 0.0
+        self.running = []
+        self.model.train()
+
+    def _minutes(self):
+        return (self.elapsed_before + time.time() - self.start_time) / 60
+
+    # ---------------------------------------------------------------------------------- step
+    def train_step(self) -> bool:
+        """One optimiser step on a freshly rendered batch; True when the time limit is reached."""
+        config, device = self.config, self.device
+        t0 = time.time()
+        values, mask, batch_labels = self._make_batch(self.sampler.sample(config.batch_size), self.generator)
+        values, mask, batch_labels = values.to(device), mask.to(device), batch_labels.to(device)
+        t1 = time.time()
+        self.lr = learning_rate(self.step, config, (self.elapsed_before + t1 - self.start_time) / 60)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        with self.autocast:
+            logits, rule_logits = self.wrapped(values, mask)
+        loss, ce, bce = loss_terms(logits.float(), None if rule_logits is None else rule_logits.float(),
+                                   batch_labels, self.rule_table, config, self.log_prior)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.step += 1
+        self.data_time += t1 - t0
+        self.model_time += time.time() - t1
+        self.running.append((loss.item(), ce.item(), bce.item()))
+        self.minutes = self._minutes()
+        return bool(config.max_minutes) and self.minutes >= config.max_minutes
+
+    def _due(self, every, stop_now):
+        return self.rank == 0 and (self.step % every == 0 or self.step == self.config.steps or stop_now)
+
+    def log_if_due(self, stop_now):
+        """Every ``val_every`` steps (and at the end): mean losses, timings, validation and measured accuracy."""
+        if not self._due(self.config.val_every, stop_now):
+            return
+        running = self.running
+        record = {"step": self.step, "minutes": round(self.minutes, 2), "lr": self.lr,
+                  "loss": float(np.mean([r[0] for r in running])), "ce": float(np.mean([r[1] for r in running])),
+                  "bce": float(np.mean([r[2] for r in running])),
+                  "data_s_per_step": self.data_time / len(running), "model_s_per_step": self.model_time / len(running)}
+        if self.n_val:
+            record["val_top1"], record["val_top5"] = accuracy(self.model, self.val_values, self.val_masks, self.val_labels, self.device)
+        if self.measured is not None:
+            record["measured_top1"], record["measured_top5"] = accuracy(self.model, *self.measured, self.device)
+        self.running, self.data_time, self.model_time = [], 0.0, 0.0
+        self.log.write(json.dumps(record) + "\n")
+        self.log.flush()
+        print(json.dumps(record), flush=True)
+
+    def checkpoint_if_due(self, stop_now):
+        if self._due(self.config.checkpoint_every, stop_now):
+            self._save_checkpoint()
+
+    def _save_checkpoint(self):
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
+                    "elapsed": self.elapsed_before + time.time() - self.start_time, "generator": self.generator.get_state()},
+                   self.out / "checkpoint.tmp")
+        os.replace(self.out / "checkpoint.tmp", self.checkpoint_path)
+
+    # -------------------------------------------------------------------------------- export
+    def finish(self):
+        """Last checkpoint, the exported model with its sidecar, and the process group's end."""
+        from ..nets.store import save_model
+
+        config = self.config
+        if self.rank == 0:
+            self._save_checkpoint()
+            save_model(self.model, self.out / "model.safetensors", self.grid, metadata={
+                "training": {"steps": self.step, "minutes": round(self._minutes(), 1),
+                             "batch_size": config.batch_size, "balance": config.balance, "seed": config.seed,
+                             "dataset": str(config.dataset), "items": len(self.labels),
+                             "validation_items": int(self.n_val)},
+                "train_prior": "uniform",
+            }, architecture=config.architecture)
+        if self.distributed:
+            torch.distributed.destroy_process_group()
