@@ -156,6 +156,31 @@ def number_table(rows, source, empty, narrow):
     return np.array([row[:width] for row in rows])
 
 
+def numbered_members(archive, pattern, source, missing):
+    """Names in a zip ``archive`` that match ``pattern``, in the order of the numbers its groups
+    capture (Data1/Profile2 before Data1/Profile10); none: PatternError ``missing``."""
+    names = sorted(
+        (name for name in archive.namelist() if pattern.match(name)),
+        key=lambda name: tuple(int(part) for part in pattern.match(name).groups()),
+    )
+    if not names:
+        raise PatternError(source, missing)
+    return names
+
+
+def sum_scans(curves, source, metadata, what="a map?"):
+    """One (angles, intensities) from a file's scans: the scans summed when they share their
+    angles (``metadata["summed_scans"]`` set), else PatternError (``what`` guesses what it is)."""
+    angles, intensity = curves[0]
+    if len(curves) > 1:
+        if all(len(other[0]) == len(angles) and np.allclose(other[0], angles) for other in curves[1:]):
+            intensity = np.sum([curve[1] for curve in curves], axis=0)
+            metadata["summed_scans"] = len(curves)
+        else:
+            raise PatternError(source, f"{len(curves)} scans over different angles ({what}): not a single powder 2theta scan")
+    return angles, intensity
+
+
 def decode(data: bytes) -> str:
     """Text from bytes: UTF-16 (BOM or NUL-interleaved ASCII), UTF-8 (with or without BOM), else
     Latin-1 (never fails)."""

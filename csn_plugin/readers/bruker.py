@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import PatternError
 from ..pattern import Pattern
-from .base import Reader, open_zip, parse_xml, read_bytes, read_head, read_member
+from .base import Reader, numbered_members, open_zip, parse_xml, read_bytes, read_head, read_member, sum_scans
 
 _RAW_DATA = re.compile(r"^Experiment\d+/RawData(\d+)\.xml$", re.IGNORECASE)
 
@@ -49,24 +49,11 @@ class BrmlReader(Reader):
     def read(self, path):
         source = str(path)
         with open_zip(path, "brml") as archive:
-            names = sorted(
-                (name for name in archive.namelist() if _RAW_DATA.match(name)),
-                key=lambda name: int(_RAW_DATA.match(name).group(1)),
-            )
-            if not names:
-                raise PatternError(source, "no Experiment*/RawData*.xml in the archive")
+            names = numbered_members(archive, _RAW_DATA, source, "no Experiment*/RawData*.xml in the archive")
             roots = [parse_xml(read_member(archive, name, source), source, "brml") for name in names]
         metadata = {"instrument": "Bruker"}
         curves = [self._scan(root, source, metadata) for root in roots]
-        two_theta, intensity = curves[0]
-        if len(curves) > 1:
-            if all(len(other[0]) == len(two_theta) and np.allclose(other[0], two_theta) for other in curves[1:]):
-                intensity = np.sum([curve[1] for curve in curves], axis=0)
-                metadata["summed_scans"] = len(curves)
-            else:
-                raise PatternError(
-                    source, f"{len(curves)} scans over different angles (a map?): not a single powder 2theta scan"
-                )
+        two_theta, intensity = sum_scans(curves, source, metadata)
         root = roots[0]
         wavelength = _value(root, "WaveLengthAlpha1") or _value(root, "WaveLength")
         metadata.update(

@@ -5,11 +5,9 @@ attenuation``; the intensity is multiplied by the attenuation coefficient."""
 import re
 import warnings
 
-import numpy as np
-
 from ..errors import PatternError, PatternWarning, display_name
 from ..pattern import Pattern
-from .base import Reader, decode, number_table, open_zip, parse_xml, read_bytes, read_head, read_member
+from .base import Reader, decode, number_table, numbered_members, open_zip, parse_xml, read_bytes, read_head, read_member, sum_scans
 
 _PROFILE = re.compile(r"^Data(\d+)/Profile(\d+)\.txt$", re.IGNORECASE)
 
@@ -36,19 +34,6 @@ def _profile(text, source):
     table = number_table(rows, source, "the profile holds no data", "profile rows need an angle and an intensity")
     intensity = table[:, 1] * table[:, 2] if table.shape[1] >= 3 else table[:, 1]
     return table[:, 0], intensity
-
-
-def _combine(curves, source, metadata):
-    angles, intensity = curves[0]
-    if len(curves) > 1:
-        if all(len(other[0]) == len(angles) and np.allclose(other[0], angles) for other in curves[1:]):
-            intensity = np.sum([curve[1] for curve in curves], axis=0)
-            metadata["summed_scans"] = len(curves)
-        else:
-            raise PatternError(
-                source, f"{len(curves)} scans over different angles (a map?): not a single powder 2theta scan"
-            )
-    return angles, intensity
 
 
 def _refuse_axis(axis, source):
@@ -103,12 +88,7 @@ class RasxReader(Reader):
     def read(self, path):
         source = str(path)
         with open_zip(path, "rasx") as archive:
-            profiles = sorted(
-                (name for name in archive.namelist() if _PROFILE.match(name)),
-                key=lambda name: tuple(int(part) for part in _PROFILE.match(name).groups()),
-            )
-            if not profiles:
-                raise PatternError(source, "no Data*/Profile*.txt in the archive")
+            profiles = numbered_members(archive, _PROFILE, source, "no Data*/Profile*.txt in the archive")
             folder = profiles[0].split("/")[0]
             conditions = [name for name in archive.namelist() if name.startswith(folder + "/") and name.lower().endswith(".xml")]
             metadata = {"instrument": "Rigaku"}
@@ -117,7 +97,7 @@ class RasxReader(Reader):
                 wavelength, axis = self._conditions(read_member(archive, conditions[0], source), metadata, source)
             _refuse_axis(axis, source)
             curves = [_profile(decode(read_member(archive, name, source)), source) for name in profiles]
-        two_theta, intensity = _combine(curves, source, metadata)
+        two_theta, intensity = sum_scans(curves, source, metadata)
         metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
         return Pattern(two_theta, intensity, wavelength, source, metadata)
 
@@ -179,7 +159,7 @@ class RasReader(Reader):
             metadata.setdefault("warnings", []).append(note)
             warnings.warn(f"{display_name(source)}: {note}", PatternWarning, stacklevel=2)
         curves = [_profile("\n".join(block), source) for block in blocks]
-        two_theta, intensity = _combine(curves, source, metadata)
+        two_theta, intensity = sum_scans(curves, source, metadata)
         wavelength = ras_wavelength(header)
         if wavelength is not None:
             try:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import PatternError
 from ..pattern import Pattern
-from .base import Reader, parse_xml, read_bytes, read_head
+from .base import Reader, parse_xml, read_bytes, read_head, sum_scans
 
 
 def _local(tag):
@@ -81,17 +81,7 @@ class XrdmlReader(Reader):
             raise PatternError(source, "no scan in the measurement")
         metadata["scan_axis"] = scans[0].get("scanAxis")
         curves = [self._scan(scan, source) for scan in scans]
-        two_theta, intensity = curves[0]
-        if len(curves) > 1:
-            if all(len(other[0]) == len(two_theta) and np.allclose(other[0], two_theta) for other in curves[1:]):
-                intensity = np.sum([curve[1] for curve in curves], axis=0)
-                metadata["summed_scans"] = len(curves)
-            else:
-                raise PatternError(
-                    source,
-                    f"{len(curves)} scans over different angles (an area / reciprocal-space map?): "
-                    "not a single powder 2theta scan",
-                )
+        two_theta, intensity = sum_scans(curves, source, metadata, what="an area / reciprocal-space map?")
         metadata["wavelength_source"] = "unknown" if wavelength is None else "file"
         return Pattern(two_theta, intensity, wavelength, source, metadata)
 
