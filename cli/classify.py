@@ -193,8 +193,8 @@ def _shown(source) -> str:
 
 def _read_one(source, wavelength):
     """(pattern or exception, [warning lines]) for one file; never raises for a bad file."""
-    from ..inputs import to_pattern
     from ..errors import PatternWarning
+    from ..inputs import to_pattern
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PatternWarning)

@@ -41,8 +41,8 @@ def build(out_dir, count, seed, distribution, workers, shard_size, quiet):
 
     Rerunning the same command finishes an interrupted build (finished shards are kept).
     """
-    from ..synth.dataset import build_dataset
     from ..errors import CsnError
+    from ..synth.dataset import build_dataset
 
     try:
         manifest = build_dataset(out_dir, count, seed=seed, distribution=distribution, workers=workers,
@@ -59,8 +59,8 @@ def build(out_dir, count, seed, distribution, workers, shard_size, quiet):
 @click.option("--json", "as_json", is_flag=True, help="Print {\"count\": N, \"space_groups\": {...}} as JSON.")
 def info(directory, as_json):
     """Count the items of a dataset and of each space group."""
-    from ..synth.dataset import dataset_info
     from ..errors import CsnError
+    from ..synth.dataset import dataset_info
 
     try:
         summary = dataset_info(directory)

@@ -17,8 +17,8 @@ def evaluate(model_path, test_dataset, test_limit, measured_dirs, pdcif_dir, jso
     """Print a markdown table of top-1/2/5, macro-F1, crystal system, ECE per set and prior."""
     from pathlib import Path
 
-    from ..inference.classifier import SpaceGroupClassifier
     from ..evaluation.sets import evaluate_sets, markdown_table, measured_set, pdcif_set, rendered_peak_set
+    from ..inference.classifier import SpaceGroupClassifier
 
     classifier = SpaceGroupClassifier(model=model_path, device=device)
     sets = {}

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..nets.chunks import in_chunks
-from .metrics import summarize
 from ..priors import PRIOR_NAMES, prior_probabilities
+from .metrics import summarize
 
 
 def rendered_peak_set(dataset_dir, grid, seed=12345, limit=None, sources=None, max_peaks=256):

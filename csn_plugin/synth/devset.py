@@ -92,8 +92,8 @@ def devset_peaks(items, seed=0, max_peaks=256, b_iso=1.0):
     """Padded (d, f2m, cos2) float32 arrays (len(items), max_peaks) of the dev structures as
     stored (occupancies kept, overall B ``b_iso``, a preferred-orientation direction drawn from
     ``seed``), and their labels; deterministic. Items that give no peaks are all-zero rows."""
-    from .structures import sample_po_direction
     from .store import peaks_with_occupancy
+    from .structures import sample_po_direction
 
     rng = np.random.default_rng([int(seed), 2027])
     out = [np.zeros((len(items), max_peaks), dtype=np.float32) for _ in range(3)]

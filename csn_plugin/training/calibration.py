@@ -28,11 +28,11 @@ def calibrate_model(weights_path, dataset_dir, items=2048, seed=777):
     train`` holds out) rendered once, under that dataset's prior; write it into the sidecar."""
     import torch
 
-    from ..synth.dataset import PeakDataset
     from ..nets.chunks import in_chunks
     from ..nets.store import load_model, sidecar_path
     from ..priors import prior_probabilities
     from ..synth.batches import render_items
+    from ..synth.dataset import PeakDataset
 
     model, grid, info = load_model(weights_path)
     dataset = PeakDataset(dataset_dir)

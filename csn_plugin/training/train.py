@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from ..grid import ModelGrid
-from ..nets.registry import build_network
-from .config import TrainConfig
 from ..nets.chunks import in_chunks
 from ..nets.csn import parameter_count
+from ..nets.registry import build_network
+from .config import TrainConfig
 
 
 def pick_device(name="auto") -> torch.device:
