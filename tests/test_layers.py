@@ -14,11 +14,11 @@ SOURCE_DIRS = {"csn_plugin": "csn_plugin", "hooks": "csn_plugin.hooks", "cli": "
 
 # Bottom to top. A module may import from its own layer or any layer below.
 LAYERS = (
-    ("errors", "physics", "symmetry", "data", "models"),  # facts: no patterns, no files, no networks
+    ("errors", "physics", "symmetry", "priors", "data", "models"),  # facts and domain statistics: no patterns, no files, no networks
+    ("crystallography",),                                 # peak search, indexing, extinctions (on arrays)
     ("grid", "pattern"),                                  # validated arrays and the model grid
     ("readers",),                                         # files -> Pattern
     ("inputs",),                                          # any accepted object -> Pattern
-    ("crystallography",),                                 # peak search, indexing, extinctions
     ("nets",),                                            # networks, registry, weights I/O
     ("inference",),                                       # grid -> posterior -> ClassificationResult
     ("synth",),                                           # structures -> reflections -> rendered batches
@@ -176,3 +176,22 @@ def test_imports_inside_the_package_are_relative(path):
         or (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "csn_plugin" for alias in node.names))
     ]
     assert not absolute, f"{path.relative_to(REPO)}: absolute csn_plugin imports at lines {absolute}: use relative ones"
+
+
+# crystallography works on arrays: below grid, pattern, readers, nets and inference, it may use
+# only these (besides itself).
+CRYSTALLOGRAPHY_MAY_IMPORT = {"csn_plugin.errors", "csn_plugin.physics", "csn_plugin.symmetry", "csn_plugin.priors"}
+
+
+def test_crystallography_imports_only_facts():
+    wrong = []
+    for path in FILES:
+        module, _ = _module_name(path)
+        if not (module == "csn_plugin.crystallography" or module.startswith("csn_plugin.crystallography.")):
+            continue
+        for target, line, _ in _imports(path):
+            target = _known(target)
+            if target.startswith("csn_plugin.crystallography") or target in CRYSTALLOGRAPHY_MAY_IMPORT:
+                continue
+            wrong.append(f"{path.relative_to(REPO)}:{line}: {module} -> {target}")
+    assert not wrong, "crystallography may import errors, physics, symmetry and priors only:\n" + "\n".join(wrong)

@@ -67,7 +67,7 @@ def devset_path(path=None):
 
 def load_devset(path=None, balanced=False):
     """The dev set as a list of :class:`DevStructure` (only the class-balanced subset with ``balanced``)."""
-    from .store import SOURCE_ORDER, load_arrays
+    from .arrays import SOURCE_ORDER, load_arrays
 
     arrays = load_arrays(devset_path(path))
     offsets = arrays["offsets"]

@@ -122,7 +122,7 @@ def select_devset(store, split, per_group=DEV_PER_GROUP, balanced_per_group=BALA
 def write_splits(out):
     """Split every structure of the store in ``out``; write splits.npz, splits.json,
     devset.npz and heldout_minerals.json; return the summary."""
-    from .store import StructureStore, save_arrays, subset_arrays
+    from .arrays import StructureStore, save_arrays, subset_arrays
 
     out = Path(out)
     store = StructureStore(out)
@@ -171,7 +171,7 @@ def write_splits(out):
 
 def load_splits(out, store=None):
     """The split (TRAIN/VAL/TEST per structure, int8) of the store in ``out``, checked against it."""
-    from .store import StoreError, load_arrays
+    from .arrays import StoreError, load_arrays
 
     arrays = load_arrays(Path(out) / "splits.npz")
     if store is not None and (len(arrays["id"]) != len(store) or not np.array_equal(arrays["id"], store.id)):
