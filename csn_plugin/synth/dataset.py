@@ -54,7 +54,13 @@ def peaks_of(crystal, po_direction):
     reflections = simulate_reflections(
         crystal.lattice, crystal.frac_coords, crystal.atomic_numbers, d_min=D_MIN, po_direction=po_direction
     )
-    d, f2m, cos2 = reflections.d, reflections.f2m, reflections.cos2
+    return strongest_peaks(reflections.d, reflections.f2m, reflections.cos2)
+
+
+def strongest_peaks(d, f2m, cos2):
+    """(d, f2m, cos2, rank) of the reflections a peak list keeps: weak ones (below
+    RELATIVE_INTENSITY_MIN of the strongest at Cu Ka1) dropped, at most PEAKS_PER_ITEM kept (the
+    strongest), in the given order (d descending); rank 0 = strongest. None if nothing diffracts."""
     intensity = f2m * lorentz_polarization_at_d(d, DEFAULT_WAVELENGTH)  # at the reference wavelength (Cu Ka1)
     if len(d) == 0 or not intensity.max() > 0:
         return None
@@ -108,6 +114,26 @@ def shard_items(index, n_items, seed, distribution, skipped=None, source=None):
         yield crystal, po_direction, label, peaks
 
 
+def peak_shard_arrays(peaks, items) -> dict:
+    """The arrays of a peak-list shard in :class:`PeakDataset`'s layout, from per-item lists:
+    ``peaks`` {d, f2m, cos2, rank: one array per item}, ``items`` {space_group, requested_group,
+    source, n_atoms, po_direction: one value per item}; other keys of ``items`` are the caller's
+    (the real-structure shards of :mod:`.store` add theirs)."""
+    counts = np.array([len(values) for values in peaks["d"]], dtype=np.int64)
+    return {
+        "d": np.concatenate(peaks["d"] or [np.zeros(0)]).astype(np.float32),
+        "f2m": np.concatenate(peaks["f2m"] or [np.zeros(0)]).astype(np.float32),
+        "cos2": np.concatenate(peaks["cos2"] or [np.zeros(0)]).astype(np.float32),
+        "rank": np.concatenate(peaks["rank"] or [np.zeros(0, dtype=np.int16)]).astype(np.int16),
+        "offsets": np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+        "space_group": np.array(items["space_group"], dtype=np.int16),
+        "requested_group": np.array(items["requested_group"], dtype=np.int16),
+        "source": np.array(items["source"], dtype=np.int8),
+        "n_atoms": np.array(items["n_atoms"], dtype=np.int16),
+        "po_direction": np.array(items["po_direction"], dtype=np.int8).reshape(-1, 3),
+    }
+
+
 def build_shard(directory, index, n_items, seed, distribution):
     """Generate, label and simulate ``n_items`` structures into shard ``index`` (skipping
     failures, counted by reason). Returns the shard's stats dict."""
@@ -126,7 +152,6 @@ def build_shard(directory, index, n_items, seed, distribution):
         items["n_atoms"].append(len(crystal))
         items["po_direction"].append(po_direction)
     n_done = len(items["source"])
-    counts = np.array([len(values) for values in peaks["d"]], dtype=np.int64)
     stats = {
         "requested": int(n_items),
         "items": n_done,
@@ -135,19 +160,7 @@ def build_shard(directory, index, n_items, seed, distribution):
         "requested_group_found": int(np.sum(np.array(items["space_group"]) == np.array(items["requested_group"]))),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    arrays = {
-        "d": np.concatenate(peaks["d"] or [np.zeros(0)]).astype(np.float32),
-        "f2m": np.concatenate(peaks["f2m"] or [np.zeros(0)]).astype(np.float32),
-        "cos2": np.concatenate(peaks["cos2"] or [np.zeros(0)]).astype(np.float32),
-        "rank": np.concatenate(peaks["rank"] or [np.zeros(0, dtype=np.int16)]).astype(np.int16),
-        "offsets": np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
-        "space_group": np.array(items["space_group"], dtype=np.int16),
-        "requested_group": np.array(items["requested_group"], dtype=np.int16),
-        "source": np.array(items["source"], dtype=np.int8),
-        "n_atoms": np.array(items["n_atoms"], dtype=np.int16),
-        "po_direction": np.array(items["po_direction"], dtype=np.int8).reshape(-1, 3),
-        "stats": np.array(json.dumps(stats)),
-    }
+    arrays = {**peak_shard_arrays(peaks, items), "stats": np.array(json.dumps(stats))}
     final = shard_path(directory, index)
     temporary = final.with_name(f".{final.stem}.{os.getpid()}.tmp")
     with open(temporary, "wb") as handle:

@@ -281,7 +281,7 @@ def augment(record, symmetry, rng, config=AugmentConfig()):
 def peaks_with_occupancy(lattice, frac, numbers, occupancies, po_direction, b_iso=0.0):
     """(d, f2m, cos2, rank) like :func:`csn_plugin.synth.dataset.peaks_of`, with occupancies and an
     overall Debye-Waller factor exp(-B / (2 d^2)); None if nothing diffracts."""
-    from .dataset import D_MIN, PEAKS_PER_ITEM, RELATIVE_INTENSITY_MIN, _cu_intensity
+    from .dataset import D_MIN, strongest_peaks
     from .simulate import simulate_reflections
 
     reflections = simulate_reflections(lattice, frac, numbers, occupancies=occupancies, d_min=D_MIN,
@@ -289,17 +289,7 @@ def peaks_with_occupancy(lattice, frac, numbers, occupancies, po_direction, b_is
     d, f2m, cos2 = reflections.d, reflections.f2m, reflections.cos2
     if b_iso:
         f2m = f2m * np.exp(-b_iso / (2.0 * d * d))
-    intensity = _cu_intensity(d, f2m)
-    if len(d) == 0 or not intensity.max() > 0:
-        return None
-    keep = np.flatnonzero(intensity >= RELATIVE_INTENSITY_MIN * intensity.max())
-    if len(keep) > PEAKS_PER_ITEM:
-        strongest = np.argpartition(-intensity[keep], PEAKS_PER_ITEM - 1)[:PEAKS_PER_ITEM]
-        keep = np.sort(keep[strongest])
-    by_strength = np.argsort(-intensity[keep], kind="stable")
-    rank = np.empty(len(keep), dtype=np.int16)
-    rank[by_strength] = np.arange(len(keep))
-    return d[keep], f2m[keep], cos2[keep], rank
+    return strongest_peaks(d, f2m, cos2)
 
 
 def simulate_item(store, index, rng, variant=True, config=AugmentConfig(), symmetry_cache=None):
@@ -374,6 +364,7 @@ _PEAK_KEYS = ("d", "f2m", "cos2", "rank")
 
 def _write_real_shard(path, store, items, seed, shard_index, config):
     """items: list of (store index, round); round 0 = the stored structure, >= 1 = a variant."""
+    from .dataset import peak_shard_arrays
     from .structures import SOURCE_CODES
 
     started = time.perf_counter()
@@ -405,20 +396,10 @@ def _write_real_shard(path, store, items, seed, shard_index, config):
         per_item["store_index"].append(int(index))
         per_item["variant"].append(int(round_))
         per_item["b_iso"].append(b_iso)
-    counts = np.array([len(v) for v in peaks["d"]], dtype=np.int64)
     stats = {"requested": len(items), "items": len(per_item["space_group"]), "skipped": dict(skipped),
              "seconds": round(time.perf_counter() - started, 2), "peaks_version": PEAKS_VERSION}
     arrays = {
-        "d": np.concatenate(peaks["d"] or [np.zeros(0)]).astype(np.float32),
-        "f2m": np.concatenate(peaks["f2m"] or [np.zeros(0)]).astype(np.float32),
-        "cos2": np.concatenate(peaks["cos2"] or [np.zeros(0)]).astype(np.float32),
-        "rank": np.concatenate(peaks["rank"] or [np.zeros(0, dtype=np.int16)]).astype(np.int16),
-        "offsets": np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
-        "space_group": np.array(per_item["space_group"], dtype=np.int16),
-        "requested_group": np.array(per_item["requested_group"], dtype=np.int16),
-        "source": np.array(per_item["source"], dtype=np.int8),
-        "n_atoms": np.array(per_item["n_atoms"], dtype=np.int16),
-        "po_direction": np.array(per_item["po_direction"], dtype=np.int8).reshape(-1, 3),
+        **peak_shard_arrays(peaks, per_item),
         "db_source": np.array(per_item["db_source"], dtype=np.int8),
         "store_index": np.array(per_item["store_index"], dtype=np.int32),
         "variant": np.array(per_item["variant"], dtype=np.int8),
