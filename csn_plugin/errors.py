@@ -34,8 +34,17 @@ class _SourceProblem(CsnError):
 
     def __init__(self, source, problem):
         self.source = None if source is None else str(source)
-        self.problem = str(problem)
-        super().__init__(f"{self.source}: {self.problem}" if self.source else self.problem)
+        self.problem = self._problem_text(problem)
+        prefix = None if self.source is None else self._source_text(self.source)
+        super().__init__(f"{prefix}: {self.problem}" if prefix else self.problem)
+
+    @staticmethod
+    def _problem_text(problem) -> str:
+        return str(problem)
+
+    @staticmethod
+    def _source_text(source) -> str:
+        return source
 
 
 class PatternError(_SourceProblem, ValueError):
@@ -46,11 +55,13 @@ class PatternError(_SourceProblem, ValueError):
     it through :func:`display_name` (one printable line, whatever the name holds).
     """
 
-    def __init__(self, source, problem):
-        self.source = None if source is None else str(source)
-        self.problem = " ".join(str(problem).split())
-        prefix = None if self.source is None else display_name(self.source)
-        super().__init__(f"{prefix}: {self.problem}" if prefix else self.problem)
+    @staticmethod
+    def _problem_text(problem) -> str:
+        return " ".join(str(problem).split())  # one line
+
+    @staticmethod
+    def _source_text(source) -> str:
+        return display_name(source)
 
 
 class PatternWarning(UserWarning):
