@@ -18,8 +18,8 @@ from csn_plugin import plugins
 from csn_plugin.data import EXAMPLE_PATTERN
 from csn_plugin.errors import PatternError
 from csn_plugin.hooks import specs
-from csn_plugin.plugins import PluginContractError, PluginWarning
-from csn_plugin.readers import BUILTIN_READERS, read_pattern
+from csn_plugin.plugins import PluginContractError, PluginWarning, read_pattern  # read_pattern with every registered reader
+from csn_plugin.readers import BUILTIN_READERS
 from csn_plugin.testing import (
     CHECKS,
     READER_CHECKS,
