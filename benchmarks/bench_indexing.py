@@ -1,7 +1,8 @@
 """Indexing and extinction analysis on real structures simulated and rendered like measured
 data (true cells known), and on the measured rruff-dev patterns (crystal system by M20 bin).
 
-    nice -n 10 python benchmarks/bench_indexing.py --count 150            # real structures
+    nice -n 10 python benchmarks/bench_indexing.py --per-system 20         # MP + AFLOW structures
+    nice -n 10 python benchmarks/bench_indexing.py --synth /work/datasets/real --per-system 20
     nice -n 10 python benchmarks/bench_indexing.py --rruff                 # measured rruff-dev
 
 Real structures: a deterministic sample of the Materials Project CIFs in ../shared (every
@@ -49,6 +50,25 @@ def _family(system):
     return "hexagonal" if system == "trigonal" else system
 
 
+def synth_pool(path, per_system, seed):
+    """Balanced over the 7 crystal systems from the real-structure development set of
+    ``csn_plugin.synth`` (structure types and minerals never in the training split)."""
+    from csn_plugin.synth.devset import load_devset
+
+    rng = np.random.default_rng(seed)
+    by_system = collections.defaultdict(list)
+    for item in load_devset(path, balanced=True):
+        r = item.record
+        if len(r.numbers) > 120:
+            continue
+        by_system[_system(item.space_group)].append((r.id, r.lattice, r.frac, r.numbers, r.occupancies, item.space_group))
+    pool = []
+    for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic", "triclinic"):
+        rows = by_system[system]
+        pool += [rows[i] for i in rng.permutation(len(rows))[:per_system]]
+    return pool
+
+
 def structure_pool(cases, per_system, seed, stride):
     """Balanced over the 7 crystal systems: MP CIFs first, AFLOW prototypes to fill."""
     rng = np.random.default_rng(seed)
@@ -90,7 +110,10 @@ def run_structures(args):
 
     torch.set_num_threads(1)
     icsd = prior_probabilities("icsd")
-    pool = structure_pool(cases, args.per_system, args.seed, args.stride)
+    if args.synth:
+        pool = synth_pool(args.synth, args.per_system, args.seed)
+    else:
+        pool = structure_pool(cases, args.per_system, args.seed, args.stride)
     rows = []
     for index, (name, lattice, frac, numbers, occ, sg) in enumerate(pool):
         config = RenderConfig().replace(p_full_range=1.0, step=(0.01, 0.01))
@@ -200,6 +223,8 @@ def main():
     parser.add_argument("--stride", type=int, default=53)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--time-limit", type=float, default=5.0)
+    parser.add_argument("--synth", default=None,
+                        help="the csn_plugin.synth dev set (a devset.npz or its build directory) instead of MP/AFLOW")
     parser.add_argument("--rruff", action="store_true")
     parser.add_argument("--count", type=int, default=0, help="rruff: first N files (0 = all)")
     parser.add_argument("--json", type=Path, default=None)

@@ -16,7 +16,8 @@ FORMATS = ("table", "json", "jsonl", "csv")
 PROGRESS_MIN_FILES = 20  # show a progress bar on stderr from this many files on
 CSV_COLUMNS = (
     "source", "rank", "space_group", "symbol", "probability", "crystal_system",
-    "crystal_system_probability", "bravais_lattice", "bravais_lattice_probability", "error",
+    "crystal_system_probability", "bravais_lattice", "bravais_lattice_probability",
+    "cell_lattice", "a", "b", "c", "alpha", "beta", "gamma", "M20", "extinction_symbol", "error",
 )
 # What bad input raises; each becomes one line naming the file, never a traceback.
 INPUT_ERRORS = (CsnError, ValueError, OSError, TypeError, UnicodeError)
@@ -57,7 +58,7 @@ def _error_message(source, error) -> str:
     return f"{source}: {text}"
 
 
-def _build_classifier(name, device, prior, model):
+def _build_classifier(name, device, prior, model, extra=None):
     from ..plugins import get_classifiers
 
     factories = get_classifiers()
@@ -72,6 +73,7 @@ def _build_classifier(name, device, prior, model):
     options = {"device": device, "prior": prior}
     if model is not None:
         options["model"] = model
+    options.update(extra or {})  # only what the user asked for (--network-only, --time-limit)
     from ..errors import PriorWarning
 
     try:
@@ -110,8 +112,13 @@ def _csv_rows(record):
         yield {"source": record["source"], "error": record["error"]}
         return
     system, lattice = record.get("crystal_system") or {}, record.get("bravais_lattice") or {}
+    cell = record.get("cell") or {}
+    cell_columns = {key: cell.get(key, "") for key in ("a", "b", "c", "alpha", "beta", "gamma")}
+    cell_columns.update(cell_lattice=cell.get("lattice", ""), M20=(cell.get("figure_of_merit") or {}).get("M20", ""),
+                        extinction_symbol=record.get("extinction_symbol") or "")
     for rank, prediction in enumerate(record["predictions"], 1):
         yield {
+            **cell_columns,
             "source": record["source"], "rank": rank, "space_group": prediction["space_group"],
             "symbol": prediction["symbol"], "probability": prediction["probability"],
             "crystal_system": system.get("name"), "crystal_system_probability": system.get("probability"),
@@ -127,6 +134,39 @@ def _plot_path(plot, source, count):
     return plot.with_name(f"{plot.stem}-{Path(source).stem}{plot.suffix or '.png'}")
 
 
+def _mark_evidence(axes, pattern, result):
+    """Indexed peaks (green), unexplained ones (red) and the allowed reflections of the top group
+    in the indexed cell (ticks below the pattern)."""
+    import numpy as np
+
+    peaks, cell = result.peaks, result.cell
+    if peaks is None or not len(peaks):
+        return
+    top = float(np.max(pattern.intensity)) if len(pattern.intensity) else 1.0
+    explained = np.zeros(len(peaks), dtype=bool)
+    unexplained = np.zeros(len(peaks), dtype=bool)
+    if cell is not None:
+        lines = np.asarray(cell.line_two_theta)
+        indexed = np.asarray(cell.indexed, dtype=bool)
+        for chosen, mask in ((lines[indexed], explained), (lines[~indexed], unexplained)):
+            if len(chosen):
+                mask |= np.min(np.abs(peaks.two_theta[:, None] - chosen[None, :]), axis=1) < 1e-6
+    other = ~(explained | unexplained)
+    heights = np.interp(peaks.two_theta, pattern.two_theta, pattern.intensity)
+    axes.plot(peaks.two_theta[explained], heights[explained], "v", color="tab:green", ms=4, label="indexed peak")
+    axes.plot(peaks.two_theta[unexplained], heights[unexplained], "v", color="tab:red", ms=4, label="unexplained peak")
+    axes.plot(peaks.two_theta[other], heights[other], "v", color="0.6", ms=3, label="peak not used for indexing")
+    if cell is not None and result.predictions:
+        from ..crystallography.evidence import allowed_two_theta
+
+        ticks = allowed_two_theta(cell, result.predictions[0].space_group, pattern.wavelength,
+                                  (float(pattern.two_theta.min()), float(pattern.two_theta.max())))
+        axes.vlines(ticks, -0.08 * top, -0.02 * top, color="tab:blue", lw=0.8,
+                    label=f"allowed reflections, {result.predictions[0].symbol}")
+        axes.set_ylim(bottom=-0.1 * top)
+    axes.legend(fontsize=7, loc="upper right")
+
+
 def plot_result(pattern, result, path):
     """Save a PNG: the pattern (top) and the top-k space-group probabilities (bars)."""
     import matplotlib
@@ -136,6 +176,7 @@ def plot_result(pattern, result, path):
 
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), gridspec_kw={"height_ratios": [3, 2]})
     top.plot(pattern.two_theta, pattern.intensity, lw=0.8, color="black")
+    _mark_evidence(top, pattern, result)
     top.set_xlabel(f"2θ (degrees, λ = {pattern.wavelength:.4g} Å)")
     top.set_ylabel("intensity")
     top.set_title(str(result.source or "pattern"), fontsize=10)
@@ -171,7 +212,12 @@ def plot_result(pattern, result, path):
               help="Weights (.safetensors with its .json sidecar) instead of the bundled model.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
               help="Save a PNG of the pattern and its top-k probabilities (one per file: NAME-<file>.png).")
-def classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot):
+@click.option("--network-only", is_flag=True, default=False,
+              help="The network's answer alone (the fast path): no peak search, indexing or extinction analysis.")
+@click.option("--time-limit", type=click.FloatRange(0.05, 3600), default=None,
+              help="Seconds of indexing search per pattern. [default: the classifier's, 5 s]")
+def classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot,
+             network_only, time_limit):
     """Rank the space groups of powder patterns in FILE... (.xy, .xrdml, .rasx, .brml, pdCIF...).
 
     A file that cannot be read is reported on one line (in JSON as {"source", "error"}); the
@@ -179,8 +225,13 @@ def classify(files, top_k, output_format, wavelength, device, batch_size, prior,
     """
     from .info import plugin_warnings_as_lines
 
+    extra = {}
+    if network_only:
+        extra["network_only"] = True
+    if time_limit is not None:
+        extra["time_limit"] = time_limit
     with plugin_warnings_as_lines():
-        _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot)
+        _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot, extra)
 
 
 def _shown(source) -> str:
@@ -227,7 +278,7 @@ class _JsonArray:
         self.stream.flush()
 
 
-def _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot):
+def _classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot, extra=None):
     """Read, classify and write ``files`` in chunks of ``batch_size``: memory holds one chunk's
     patterns and results, whatever the number of files; each record is written (and flushed) as
     soon as its chunk is classified."""
@@ -261,7 +312,7 @@ def _classify(files, top_k, output_format, wavelength, device, batch_size, prior
         if show_progress else contextlib.nullcontext(_NoProgress())
     )
     try:
-        _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, classifier_name, device, prior, model)
+        _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, classifier_name, device, prior, model, extra)
     except BaseException:
         if json_array is not None and json_array.count:
             json_array.close()  # the records written stay valid JSON when a fatal error stops the batch
@@ -272,7 +323,7 @@ def _classify(files, top_k, output_format, wavelength, device, batch_size, prior
         sys.exit(1)
 
 
-def _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, classifier_name, device, prior, model):
+def _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, classifier_name, device, prior, model, extra=None):
     """The chunk loop of :func:`_classify`: read, classify, emit, forget."""
     classifier = None  # built when the first readable pattern needs it
     stdout = click.get_text_stream("stdout")
@@ -290,7 +341,7 @@ def _run_chunks(files, batch_size, wavelength, progress, emit, plot, top_k, clas
                 notes[-1] = [line[len(prefix):] if line.startswith(prefix) else line for line in lines]
             readable = [i for i, outcome in enumerate(outcomes) if not isinstance(outcome, BaseException)]
             if readable and classifier is None:
-                classifier = _build_classifier(classifier_name, device, prior, model)
+                classifier = _build_classifier(classifier_name, device, prior, model, extra)
             answers = _classify_chunk(classifier, [outcomes[i] for i in readable], top_k, batch_size) if readable else []
             patterns = dict(zip(readable, (outcomes[i] for i in readable)))
             for i, answer in zip(readable, answers):

@@ -80,7 +80,9 @@ class Classifier(Protocol):
 class ClassifierFactory(Protocol):
     """``register(name, factory)`` in ``pxrd_register_classifiers``: ``factory(**options)`` builds a
     ``Classifier``. Every factory accepts these keyword options (csn's CLI passes ``device`` and
-    ``prior`` always and ``model`` when given) and may accept more of its own. Bad option values
+    ``prior`` always and ``model`` when given) and may accept more of its own; ``network_only``
+    and ``time_limit`` (csn's own: skip the crystallographic evidence, seconds of indexing search)
+    are passed only when the user asks for them (``--network-only``, ``--time-limit``). Bad option values
     raise ``ValueError`` (missing weights: ``ValueError`` or ``OSError``); any other exception, or a
     returned object that is not a ``Classifier``, is reported as a broken plugin."""
 

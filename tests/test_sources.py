@@ -79,7 +79,7 @@ def test_formulas_and_mineral_keys():
     assert anonymous_formula([14, 8, 8, 8], np.ones(4)) == "AB3"
     assert mineral_key("Muscovite-2M1") == mineral_key("muscovite") == "muscovite"
     assert mineral_key("Quartz (low)") == "quartz"
-    assert mineral_key("") == ""
+    assert mineral_key("") == "" and mineral_key("<missing>") == ""
 
 
 def test_read_simple_cif_roundtrips_pymatgen_cif(tmp_path):

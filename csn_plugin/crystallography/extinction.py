@@ -348,18 +348,6 @@ def _position_keys(family, hkl):
     return hkl * np.sign(first)[:, None]
 
 
-def _gamma_quantiles(shape, n=96):
-    from scipy.stats import gamma
-
-    u = (np.arange(n) + 0.5) / n
-    return gamma.ppf(u, shape, scale=1.0 / shape)  # mean 1
-
-
-@functools.lru_cache(maxsize=64)
-def _quantiles(shape2):
-    return _gamma_quantiles(shape2 / 2.0)
-
-
 def extinction_probabilities(peaks: PeakSet, cell, wavelength=None, *, lattice=None, zero_shift=None,
                              prior="uniform", outlier=0.03, resolution=0.8, match_width=0.5,
                              max_two_theta=None, any_centring=True) -> ExtinctionResult:

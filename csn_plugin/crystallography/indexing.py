@@ -13,9 +13,11 @@ reflection's Q is linear in the family's quadratic-form parameters p:
 1. *Trials* (exhaustive in the spirit of Werner's TREOR and of Q-space searches): for
    cubic to orthorhombic, every choice of n = 1, 2, 3 lines among the first few observed ones
    and of n low-index reflections for them gives p by solving an n x n linear system; all
-   choices at once, in numpy. Monoclinic and triclinic trials come from an Ito-style zone
-   search (:mod:`.zones`): two-dimensional zones found from pairs of lines and the lines that
-   fit Q(h,k) = h^2 Qa + k^2 Qb + hk R, joined into three-dimensional cells.
+   choices at once, in numpy. Monoclinic trials add 4-line solves with indices up to 1 (and
+   200, 020, 002) to an Ito-style zone search (:mod:`.zones`: two-dimensional zones found from
+   pairs of lines and the lines that fit Q(h,k) = h^2 Qa + k^2 Qb + hk R, completed into
+   cells); triclinic trials come from the zone search alone. The number of trials is capped
+   by the time left (the earliest lines' subsets are kept).
 2. *Quick score*, vectorised over the trials: the nearest calculated Q to each of the first
    lines (sorted rows and one ``searchsorted``), a de Wolff-like merit with the lattice
    centring that suits the trial best.
@@ -45,7 +47,7 @@ from .cells import (BRAVAIS_ORDER, FAMILY_OF_BRAVAIS, SYSTEM_RANK, Cell, allowed
                     lattice_symmetry, niggli_reduce)
 from .peaks import PeakSet
 
-FAMILIES = ("cubic", "hexagonal", "tetragonal", "orthorhombic", "monoclinic", "triclinic")
+FAMILIES = ("cubic", "tetragonal", "hexagonal", "orthorhombic", "monoclinic", "triclinic")
 CENTRINGS_OF = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
                 "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I"),
                 "triclinic": ("P",)}
@@ -334,8 +336,12 @@ def estimate_zero_shift(two_theta, max_shift=0.15):
 
 @functools.lru_cache(maxsize=None)
 def _trial_basis(family, limit):
-    """Distinct low-index form vectors used to solve for trial parameters."""
+    """Distinct low-index form vectors used to solve for trial parameters (monoclinic: the
+    indices up to 1 and the second orders 200, 020, 002 that C-centred cells need)."""
     _, forms, _ = _index_box(family, limit)
+    if family == "monoclinic" and limit == 1:
+        extra = _forms(family, np.array([(2, 0, 0), (0, 2, 0), (0, 0, 2)]))
+        forms = np.concatenate([forms, extra])
     return forms
 
 
@@ -355,6 +361,8 @@ def _basis_tuples(family, n, limit):
         mats = mats[zeros.any(axis=1)]  # at least one (hk0) or (00l) line
     elif family == "orthorhombic":
         mats = mats[zeros.sum(axis=1) >= 2]  # at least two zone lines
+    elif family == "monoclinic":
+        mats = mats[(mats[:, :, 3] != 0).any(axis=1)]  # the hl term must be determined
     if family == "orthorhombic":
         # column permutations of a tuple give the same cell with permuted axes: keep one
         m = mats.astype(np.int64)
@@ -390,7 +398,7 @@ def _trials_linear(family, lines, zero, n_first, limit):
 def _quick_score(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, keep_top=1500):
     """Two passes: the primitive lattice only for every trial, then every centring of the
     family for the ``keep_top`` trials that index most lines."""
-    if family in ("tetragonal", "hexagonal", "orthorhombic"):
+    if family in ("tetragonal", "hexagonal", "orthorhombic", "monoclinic"):
         ok, scores, counts, cen = _fast_pass(family, params, lines, zero, n_check, max_unindexed, v_range, penalty)
     else:
         ok, scores, counts, cen = _quick_score_pass(family, params, lines, zero, n_check, max_unindexed, v_range,
@@ -417,12 +425,18 @@ def _planar_values(family, limit=12):
 
 
 def _fast_pass(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, l_max=None):
-    """Screen with the first 8 lines, then the full merit of the survivors."""
+    """Screen with the first 5 lines (low indices), then 8, then the full merit of the survivors."""
     if n_check > 9 and len(params) > 2000:
-        ok, merit, n_hit, cen = _fast_pass1(family, params, lines, zero, 8, max_unindexed, v_range, penalty, l_max)
-        idx = np.flatnonzero(ok)
+        screen_l = 6 if family in ("tetragonal", "hexagonal") else 4
+        ok0, _, n_hit0, _ = _fast_pass1(family, params, lines, zero, 5, max_unindexed, v_range, penalty, screen_l)
+        idx0 = np.flatnonzero(ok0)
+        first = np.zeros_like(ok0)
+        first[idx0[n_hit0 >= 4]] = True
+        ok, merit, n_hit, cen = _fast_pass1(family, params[first], lines, zero, 8, max_unindexed, (0, np.inf),
+                                            penalty, l_max)
+        idx = np.flatnonzero(first)[ok]
         survive = n_hit >= 8 - max_unindexed - 1
-        ok2 = np.zeros_like(ok)
+        ok2 = np.zeros_like(ok0)
         ok2[idx[survive]] = True
         _, merit2, n_hit2, cen2 = _fast_pass1(family, params[ok2], lines, zero, n_check, max_unindexed, (0, np.inf),
                                               penalty, l_max)
@@ -462,6 +476,38 @@ def _fast_pass1(family, params, lines, zero, n_check, max_unindexed, v_range, pe
             cnt = np.searchsorted(values, (q_n - c[:, 0] * l * l) / a[:, 0], side="right")
             cnt = np.where(q_n - c[:, 0] * l * l >= 0, cnt - (1 if l == 0 else 0), 0)
             n_calc += cnt
+    elif family == "monoclinic":
+        a, b, c, dd = p[:, 0:1], p[:, 1:2], p[:, 2:3], p[:, 3:4]
+        n_calc = np.zeros(len(p))
+        for k in range(0, 7):
+            for l in range(0, 7):
+                # A h^2 + D l h + (B k^2 + C l^2 - q) = 0: the nearest integer roots
+                rest = b * k * k + c * l * l - q[None, :]
+                disc = np.clip((dd * l) ** 2 - 4 * a * rest, 0, None)
+                for sign in (-1.0, 1.0):
+                    root = (-dd * l + sign * np.sqrt(disc)) / (2 * a)
+                    for hh in (np.floor(root), np.ceil(root)):
+                        if l == 0 and sign < 0:
+                            continue  # h and -h coincide in the h k 0 row
+                        bad = (hh == 0) & (k == 0) & (l == 0)
+                        val = a * hh * hh + dd * l * hh + b * k * k + c * l * l
+                        d_ = np.where(bad, np.inf, np.abs(val - q[None, :]))
+                        dist = np.minimum(dist, d_)
+                # calculated lines up to q_n for this (k, l): integers between the roots
+                rest_n = b[:, 0] * k * k + c[:, 0] * l * l - q_n
+                disc_n = (dd[:, 0] * l) ** 2 - 4 * a[:, 0] * rest_n
+                ok_n = disc_n >= 0
+                sq = np.sqrt(np.clip(disc_n, 0, None))
+                lo_r = (-dd[:, 0] * l - sq) / (2 * a[:, 0])
+                hi_r = (-dd[:, 0] * l + sq) / (2 * a[:, 0])
+                if l == 0:
+                    cnt = np.floor(hi_r) + 1  # h >= 0 only
+                else:
+                    cnt = np.floor(hi_r) - np.ceil(lo_r) + 1
+                cnt = np.where(ok_n, np.maximum(cnt, 0), 0)
+                if k == 0 and l == 0:
+                    cnt = np.maximum(cnt - 1, 0)
+                n_calc += cnt
     else:
         a, b, c = p[:, 0:1], p[:, 1:2], p[:, 2:3]
         n_calc = np.zeros(len(p))
@@ -748,7 +794,7 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
     """Trials, quick scores and refinement for every family on one set of lines."""
     n = len(lines.two_theta)
     if max_unindexed is None:
-        max_unindexed = 1 if n <= 12 else (2 if n <= 20 else 3)
+        max_unindexed = max(2, int(round(0.2 * n)))
     fits, searched, timed_out = [], [], False
     if n < 4:
         return fits, searched, timed_out
@@ -760,6 +806,7 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
     from . import zones
 
     max_params = 6
+    cost_per_trial = [2e-5]  # seconds per trial in the quick score, updated as it runs
     for family in families:
         if time.perf_counter() - t0 > time_limit:
             timed_out = True
@@ -771,18 +818,30 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
         for zi, zero in enumerate(zeros):
             if zi > 0 and found and max(row[0] for row in found) > 12 * math.log(20.0):
                 continue
-            if family in ("monoclinic", "triclinic"):
+            if family == "monoclinic":
+                trials = np.concatenate([zones.trials(family, lines, zero, deadline=t0 + time_limit),
+                                         _trials_linear(family, lines, zero, 5, 1)])
+            elif family == "triclinic":
                 trials = zones.trials(family, lines, zero, deadline=t0 + time_limit)
             else:
-                n_first, limit = {"cubic": (4, 8), "tetragonal": (7, 4), "hexagonal": (7, 4),
+                n_first, limit = {"cubic": (4, 8), "tetragonal": (6, 3), "hexagonal": (6, 3),
                                   "orthorhombic": (6, 2)}[family]
                 trials = _trials_linear(family, lines, zero, n_first, limit)
             if not len(trials):
                 continue
             trials = _dedupe(trials)
+            # keep within the time left: trials come ordered by their first lines, so a cap
+            # keeps the subsets of the earliest lines
+            left = time_limit - (time.perf_counter() - t0)
+            cap = int(max(left, 0.0) * 0.4 / cost_per_trial[0])
+            if cap < len(trials):
+                trials = trials[:max(cap, 200)]
+                timed_out = True
+            t_quick = time.perf_counter()
             n_check = min(n, 14 if family in ("monoclinic", "triclinic") else 16)
             good, scores, counts, cen = _quick_score(family, trials, lines, zero, n_check,
                                                      max(max_unindexed, 1), v_range, penalty)
+            cost_per_trial[0] = max(0.5 * cost_per_trial[0] + 0.5 * (time.perf_counter() - t_quick) / len(trials), 1e-6)
             order = np.argsort(-scores)[:top_trials]
             for i in order:
                 if scores[i] <= 0:
@@ -821,8 +880,8 @@ def index_pattern(peaks, wavelength=None, *, time_limit=5.0, lattice_hint=None, 
     or a list of them: those families are searched first (the others still run if time
     allows unless ``systems`` restricts them). n_lines: the first lines used (20-30).
     tolerance: deg 2theta allowed beyond 3 sigma of each line. min_m20: acceptance.
-    max_unindexed: lines among the used ones allowed to stay unindexed (default 1 for up to
-    12 lines, 2 up to 20, 3 beyond). penalty: ranking factor per unindexed line among the first
+    max_unindexed: lines among the used ones allowed to stay unindexed (default 20 %, at
+    least 2). penalty: ranking factor per unindexed line among the first
     20. zero_shift: a known zero shift (deg) to start from (refined anyway).
     """
     t0 = time.perf_counter()

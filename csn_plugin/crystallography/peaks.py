@@ -11,8 +11,9 @@
    peaks, widths varying with angle) whose output is compared with its own noise; local maxima
    above ``min_significance`` are candidates. Candidates that sit where a stronger one puts its
    Ka2 line are dropped.
-4. *Profile fit*: candidates whose windows overlap form clusters; one least-squares problem
-   (``scipy.optimize.least_squares``, analytic sparse Jacobian) fits every cluster at once:
+4. *Profile fit*: candidates whose windows overlap form clusters (at most 8 peaks each); one
+   batched Levenberg-Marquardt with an analytic Jacobian (the normal matrix is block-diagonal:
+   one small dense system per cluster, solved together) fits every cluster at once:
    per peak a Ka1 position and integrated intensity, per cluster a FWHM, a Lorentzian fraction,
    an asymmetry (split pseudo-Voigt, the left half wider for positive values) and a linear
    correction to the background, and one Ka2/Ka1 intensity ratio for the whole pattern (the
@@ -153,22 +154,40 @@ def _ka2_position(two_theta, ratio):
     return pos, deriv
 
 
-def _savgol_residual_factor(window, order):
-    from scipy.signal import savgol_coeffs
+def _savgol_coeffs(window, order):
+    """Savitzky-Golay smoothing weights (centre value of a local polynomial fit)."""
+    u = np.arange(window) - window // 2
+    vander = np.vander(u, order + 1, increasing=True)
+    return np.linalg.pinv(vander)[0]
 
-    coeffs = savgol_coeffs(window, order)
-    coeffs = -coeffs
+
+def _savgol_filter(y, window, order):
+    weights = _savgol_coeffs(window, order)
+    pad = window // 2
+    padded = np.concatenate([np.full(pad, y[0]), y, np.full(pad, y[-1])])
+    return np.convolve(padded, weights[::-1], mode="valid")
+
+
+def _savgol_residual_factor(window, order):
+    coeffs = -_savgol_coeffs(window, order)
     coeffs[window // 2] += 1
     return float(np.sum(coeffs**2))
 
 
+def _local_maxima(values, height):
+    """Indices of local maxima (plateaus: their first point) above ``height``."""
+    if len(values) < 3:
+        return np.zeros(0, dtype=int)
+    mid = values[1:-1]
+    is_max = (mid > values[:-2]) & (mid >= values[2:]) & (mid > height)
+    return np.flatnonzero(is_max) + 1
+
+
 def _noise_model(y, step_points=7):
     """(alpha, beta): variance of a point ~ alpha + beta * max(level, 0)."""
-    from scipy.signal import savgol_filter
-
     n = len(y)
     window = step_points if n > step_points else (n // 2) * 2 - 1
-    smooth = savgol_filter(y, window, 4 if window > 5 else 2)
+    smooth = _savgol_filter(y, window, 4 if window > 5 else 2)
     residual = (y - smooth) / math.sqrt(_savgol_residual_factor(window, 4 if window > 5 else 2))
     level = smooth
     edges = np.quantile(level, np.linspace(0, 1, 13))
@@ -222,15 +241,21 @@ def _uniform_grid(x, y):
 def _estimate_fwhm(x, net, sigma_pt, step):
     """Median FWHM (deg) of the strongest isolated maxima of the smoothed net signal, and a
     log-linear trend in 2theta fitted to them."""
-    from scipy.signal import find_peaks as sp_find_peaks, peak_widths
-
     smooth = np.convolve(net, np.ones(3) / 3, mode="same")
-    found, props = sp_find_peaks(smooth, prominence=8 * np.median(sigma_pt))
+    found = _local_maxima(smooth, 8 * np.median(sigma_pt))
     if len(found) < 1:
         return 0.1, (math.log(0.1), 0.0)
-    order = np.argsort(props["prominences"])[::-1][:25]
-    chosen = found[order]
-    widths = peak_widths(smooth, chosen, rel_height=0.5)[0] * step
+    chosen = found[np.argsort(smooth[found])[::-1][:25]]
+    widths = np.zeros(len(chosen))
+    for i, c in enumerate(chosen):  # full width at half height, walking out from the top
+        half = 0.5 * smooth[c]
+        lo = c
+        while lo > 0 and smooth[lo] > half:
+            lo -= 1
+        hi = c
+        while hi < len(smooth) - 1 and smooth[hi] > half:
+            hi += 1
+        widths[i] = (hi - lo) * step
     good = (widths > 1.5 * step) & (widths < 5.0)
     if good.sum() < 1:
         return 0.1, (math.log(0.1), 0.0)
@@ -499,9 +524,8 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
     def blocks(theta):
         _, (r, c, v) = prob.model(theta, with_jac=True)
         v = v / prob.sr[r]
-        jac = np.zeros((C, rmax, kmax))
-        np.add.at(jac, (prob.row_cluster[r], row_local[r], col_local[c]), v)
-        return jac
+        flat = (prob.row_cluster[r] * rmax + row_local[r]) * kmax + col_local[c]
+        return np.bincount(flat, weights=v, minlength=C * rmax * kmax).reshape(C, rmax, kmax)
 
     res = prob.residual(theta)
     cost = cluster_cost(res)
@@ -513,8 +537,9 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
     for _ in range(iterations):
         rpad = np.zeros((C, rmax))
         rpad[prob.row_cluster, row_local] = res
-        normal = np.einsum("crk,crl->ckl", jac, jac)
-        grad = np.einsum("crk,cr->ck", jac, rpad)
+        jt = jac.transpose(0, 2, 1)
+        normal = jt @ jac
+        grad = (jt @ rpad[:, :, None])[:, :, 0]
         diag = np.einsum("ckk->ck", normal).copy()
         diag = np.where(pad, 1.0, np.maximum(diag, 1e-12))
         damped = normal + (lam[:, None] * diag)[:, :, None] * eye + np.where(pad, 1.0, 0.0)[:, :, None] * eye
@@ -541,9 +566,7 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
         active &= lam < 1e7
         if not active.any():
             break
-    rpad = np.zeros((C, rmax))
-    rpad[prob.row_cluster, row_local] = res
-    normal = np.einsum("crk,crl->ckl", jac, jac)
+    normal = jac.transpose(0, 2, 1) @ jac
     return theta, res, normal
 
 
@@ -579,7 +602,11 @@ def _fit(x, y, bg, sigma, centres, areas, widths, ka2_wl_ratio, ka2_ratio, fit_r
     kmax = normal.shape[1]
     pad = np.arange(kmax)[None, :] >= sizes[:, None]
     normal = normal + np.where(pad, 1.0, 0.0)[:, :, None] * np.eye(kmax)
-    cov = np.linalg.pinv(normal, rcond=1e-12, hermitian=True) * scale
+    # reduced chi^2 per cluster (a misfit somewhere must not inflate every uncertainty)
+    cost_c = np.bincount(prob.row_cluster, weights=res * res, minlength=prob.n_clusters)
+    rows_c = np.bincount(prob.row_cluster, minlength=prob.n_clusters)
+    chi2_c = cost_c / np.maximum(rows_c - sizes, 1)
+    cov = np.linalg.pinv(normal, rcond=1e-12, hermitian=True) * np.maximum(chi2_c, 1.0)[:, None, None]
     var = np.einsum("ckk->ck", cov)
     var_flat = var[prob.col_cluster, prob.col_local]
     sd = np.sqrt(np.clip(var_flat, 0, None))
@@ -605,8 +632,6 @@ def _line_height(area, fwhm, eta):
 
 def _detect(x_u, net_u, sigma_u, step, width_fn, min_significance, exclude=None):
     """Candidate peak positions (deg), rough areas and widths from the matched filter."""
-    from scipy.signal import find_peaks as sp_find_peaks
-
     widths_deg = width_fn(x_u)
     # bands of nearly constant width
     levels = np.round(np.log(widths_deg / step) / math.log(1.25))
@@ -619,7 +644,7 @@ def _detect(x_u, net_u, sigma_u, step, width_fn, min_significance, exclude=None)
         response[sel] = out[sel]
         noise[sel] = math.sqrt(energy)
     significance = response / (noise * sigma_u)
-    found, _ = sp_find_peaks(significance, height=min_significance)
+    found = _local_maxima(significance, min_significance)
     if exclude is not None and len(found):
         found = found[~exclude(x_u[found])]
     pos = x_u[found]
@@ -732,7 +757,7 @@ def find_peaks(two_theta, intensity, wavelength="CuKa1", *, ka2="auto", min_sign
         rp, ra, rw, rs = _detect(x_u, resid, sigma_r, step, width_fn, detect_significance + 1.0)
         if len(rp):
             dist = np.abs(rp[:, None] - pos[None, :]).min(axis=1)
-            fresh = dist > 0.5 * rw
+            fresh = dist > 0.7 * rw
             if use_doublet:
                 fresh &= ~ka2_shadow(rp, pos, _line_height(areas, widths, 0.5), np.maximum(net_u[np.searchsorted(x_u, rp).clip(0, len(x_u) - 1)], 0), rw)
             rp, ra, rw = rp[fresh], ra[fresh], rw[fresh]
@@ -751,6 +776,24 @@ def find_peaks(two_theta, intensity, wavelength="CuKa1", *, ka2="auto", min_sign
         # no real Ka2 line: refit as monochromatic
         return find_peaks(x, y, wl, ka2=False, min_significance=min_significance,
                           detection_sigma=detection_sigma, max_peaks=max_peaks, esd=esd)
+    merged_area = inten.copy()
+    merged_pos = t.copy()
+    if len(idx) > 1:
+        # peaks closer than 0.6 FWHM are not resolved: one peak (area-weighted position)
+        keep_idx = [idx[0]]
+        for i in idx[1:]:
+            j = keep_idx[-1]
+            if merged_pos[i] - merged_pos[j] < 0.6 * max(fit["fwhm"][i], fit["fwhm"][j]):
+                total = merged_area[i] + merged_area[j]
+                merged_pos[j] = (merged_pos[i] * merged_area[i] + merged_pos[j] * merged_area[j]) / total
+                merged_area[j] = total
+                fit["intensity_sigma"][j] = math.hypot(fit["intensity_sigma"][i], fit["intensity_sigma"][j])
+                fit["two_theta_sigma"][j] = max(fit["two_theta_sigma"][j], fit["two_theta_sigma"][i],
+                                                abs(merged_pos[i] - merged_pos[j]) / 2)
+            else:
+                keep_idx.append(i)
+        idx = np.array(keep_idx)
+        t, inten = merged_pos, merged_area
     if len(idx) > 1:
         # tails: a peak below 0.5 % of a neighbour within 2.5 FWHM is profile misfit
         ti, ii, wi = t[idx], inten[idx], fit["fwhm"][idx]

@@ -25,12 +25,21 @@ class SpaceGroupClassifier:
     "baseline-cnn", "baseline-nopoolcnn") or a path to ``.safetensors`` weights with their sidecar.
     ``rule_rescoring`` (default: the model's sidecar value) adds the agreement of each group's
     symmetry rules with the rule head's predictions to the scores.
+
+    Unless ``network_only``, each pattern is also read as a crystallographer would (peak search on
+    the measured points, indexing within ``time_limit`` seconds, extinction analysis of the best
+    cell: ``csn_plugin.crystallography``) and that evidence is fused with the network's posterior
+    (``csn_plugin.inference.fusion``; ``fusion``: a ``FusionParams``, default the bundled fit). Batches spread
+    the crystallography over ``workers`` processes (default: every core). The indexing search is
+    bounded by wall-clock time, so on a heavily loaded machine a pattern that needs the whole budget
+    can come out differently; evidence is cached per input (512 patterns) so one input gives one
+    answer within a classifier's life.
     """
 
     name = "csn"
 
     def __init__(self, model=None, device="auto", prior="icsd", rule_rescoring=None, network_only=False,
-                 time_limit=2.0, workers=None, fusion=None):
+                 time_limit=5.0, workers=None, fusion=None):
         import torch
 
         from ..nets.store import check_rule_rescoring, load_model
@@ -65,6 +74,7 @@ class SpaceGroupClassifier:
         self.fusion = FusionParams.bundled() if fusion is None else fusion
         self._prior = np.asarray(prior_probabilities(prior), dtype=float)
         self._pool = None
+        self._evidence_cache = {}  # pattern digest -> Evidence (bounded): one input, one answer
 
     @property
     def card(self) -> dict:
@@ -100,18 +110,36 @@ class SpaceGroupClassifier:
             return [None] * len(patterns)
         from ..crystallography.evidence import analyse
 
-        jobs = []
-        for pattern, p in zip(patterns, probabilities):
+        import hashlib
+
+        out, jobs, pending = [None] * len(patterns), [], {}
+        for i, (pattern, p) in enumerate(zip(patterns, probabilities)):
             systems = np.bincount(self._system_of, weights=p, minlength=len(self._system_names))
-            hint = [self._system_names[i] for i in np.argsort(-systems)[:3]]
-            jobs.append((pattern.two_theta, pattern.intensity, pattern.wavelength, hint))
+            hint = tuple(self._system_names[j] for j in np.argsort(-systems)[:3])
+            digest = hashlib.sha256(np.ascontiguousarray(pattern.two_theta, dtype=np.float64).tobytes()
+                                    + np.ascontiguousarray(pattern.intensity, dtype=np.float64).tobytes()
+                                    + repr((pattern.wavelength, hint, self.time_limit)).encode()).hexdigest()
+            if digest in self._evidence_cache:
+                out[i] = self._evidence_cache[digest]
+            elif digest in pending:
+                pending[digest].append(i)  # the same input twice in one batch: analysed once
+            else:
+                pending[digest] = [i]
+                jobs.append((i, digest, pattern.two_theta, pattern.intensity, pattern.wavelength, list(hint)))
         kwargs = {"prior": self._prior_counts(), "time_limit": self.time_limit}
         workers = self._worker_count(len(jobs))
         if workers <= 1:
-            return [analyse(t, y, w, lattice_hint=h, **kwargs) for t, y, w, h in jobs]
-        pool = self._process_pool(workers)
-        futures = [pool.submit(analyse, t, y, w, lattice_hint=h, **kwargs) for t, y, w, h in jobs]
-        return [future.result() for future in futures]
+            found = [analyse(t, y, w, lattice_hint=h, **kwargs) for _, _, t, y, w, h in jobs]
+        else:
+            pool = self._process_pool(workers)
+            found = [f.result() for f in [pool.submit(analyse, t, y, w, lattice_hint=h, **kwargs) for _, _, t, y, w, h in jobs]]
+        for (i, digest, *_), evidence in zip(jobs, found):
+            for j in pending[digest]:
+                out[j] = evidence
+            if len(self._evidence_cache) >= 512:
+                self._evidence_cache.pop(next(iter(self._evidence_cache)))
+            self._evidence_cache[digest] = evidence
+        return out
 
     def _prior_counts(self):
         return self.prior_name if self.prior_name != "custom" else self._prior

@@ -147,9 +147,13 @@ class StructureStore:
 
 def _normalised(arrays):
     """Arrays of a slice with the Wyckoff part of its keys in compact form (slices written before
-    the compact form listed every letter: a P1 cell's key grew with its atoms)."""
-    from .labels import compact_type_key, compact_wyckoff
+    the compact form listed every letter: a P1 cell's key grew with its atoms), and mineral keys
+    recomputed with the current :func:`~.labels.mineral_key` (AMCSD's "<missing>" is no name)."""
+    from .labels import compact_type_key, compact_wyckoff, mineral_key
 
+    if "mineral" in arrays and len(arrays["mineral"]):  # AMCSD's "<missing>" is no name
+        arrays["mineral"] = np.array([m if mineral_key(m) else "" for m in arrays["mineral"].tolist()], dtype=str)
+        arrays["mineral_key"] = np.array([mineral_key(m) for m in arrays["mineral"].tolist()], dtype=str)
     if "type_key" in arrays and len(arrays["type_key"]):
         arrays["type_key"] = np.array([compact_type_key(k) for k in arrays["type_key"].tolist()], dtype=str)
         arrays["wyckoff"] = np.array([compact_wyckoff(k) for k in arrays["wyckoff"].tolist()], dtype=str)

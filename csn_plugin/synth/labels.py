@@ -95,10 +95,13 @@ def anonymous_formula(numbers, occupancies):
     return "".join(out)
 
 
+_NO_NAME = {"missing", "unknown", "none", "synthetic", "n/a", "na", ""}  # AMCSD writes "<missing>"
+
+
 def mineral_key(name):
     """A mineral name normalised for grouping: lower case, letters only, polytype and
     variety suffixes dropped ('Muscovite-2M1' -> 'muscovite', 'Quartz low' -> 'quartz')."""
-    if not name:
+    if not name or str(name).strip().lower().strip("<>") in _NO_NAME:
         return ""
     name = re.sub(r"\(.*?\)", " ", str(name)).strip().lower()
     name = re.split(r"[-\s,_/]", name)[0]

@@ -427,7 +427,8 @@ class AmcsdSource(StructureSource):
             raise _Skip("too_many_sites")
         return StructureRecord(
             id=f"amcsd:{int(cif_id):07d}", source="amcsd", lattice=lattice, numbers=numbers, frac=frac,
-            occupancies=occ, formula=str(formula or "").strip(), mineral=str(minerals.get(mineral_id, "") or ""),
+            occupancies=occ, formula=str(formula or "").strip(),
+            mineral="" if str(minerals.get(mineral_id, "")).strip("<>") == "missing" else str(minerals.get(mineral_id, "") or ""),
         )
 
 
