@@ -67,7 +67,13 @@ def peaks_of(crystal, po_direction):
     reflections = simulate_reflections(
         crystal.lattice, crystal.frac_coords, crystal.atomic_numbers, d_min=D_MIN, po_direction=po_direction
     )
-    d, f2m, cos2 = reflections.d, reflections.f2m, reflections.cos2
+    return strongest_peaks(reflections.d, reflections.f2m, reflections.cos2)
+
+
+def strongest_peaks(d, f2m, cos2):
+    """(d, f2m, cos2, rank) of the reflections kept for a dataset item: weak and extinct ones
+    dropped, at most PEAKS_PER_ITEM (the strongest at Cu Ka1), in the given order; rank 0 is the
+    strongest. None when nothing diffracts."""
     intensity = _cu_intensity(d, f2m)
     if len(d) == 0 or not intensity.max() > 0:
         return None

@@ -429,7 +429,7 @@ def augment(record, symmetry, rng, config=AugmentConfig()):
 def peaks_with_occupancy(lattice, frac, numbers, occupancies, po_direction, b_iso=0.0):
     """(d, f2m, cos2, rank) like :func:`csn_plugin.dataset.peaks_of`, with occupancies and an
     overall Debye-Waller factor exp(-B / (2 d^2)); None if nothing diffracts."""
-    from ..dataset import D_MIN, PEAKS_PER_ITEM, RELATIVE_INTENSITY_MIN, _cu_intensity
+    from ..dataset import D_MIN, strongest_peaks
     from ..simulate import simulate_reflections
 
     reflections = simulate_reflections(lattice, frac, numbers, occupancies=occupancies, d_min=D_MIN,
@@ -437,17 +437,7 @@ def peaks_with_occupancy(lattice, frac, numbers, occupancies, po_direction, b_is
     d, f2m, cos2 = reflections.d, reflections.f2m, reflections.cos2
     if b_iso:
         f2m = f2m * np.exp(-b_iso / (2.0 * d * d))
-    intensity = _cu_intensity(d, f2m)
-    if len(d) == 0 or not intensity.max() > 0:
-        return None
-    keep = np.flatnonzero(intensity >= RELATIVE_INTENSITY_MIN * intensity.max())
-    if len(keep) > PEAKS_PER_ITEM:
-        strongest = np.argpartition(-intensity[keep], PEAKS_PER_ITEM - 1)[:PEAKS_PER_ITEM]
-        keep = np.sort(keep[strongest])
-    by_strength = np.argsort(-intensity[keep], kind="stable")
-    rank = np.empty(len(keep), dtype=np.int16)
-    rank[by_strength] = np.arange(len(keep))
-    return d[keep], f2m[keep], cos2[keep], rank
+    return strongest_peaks(d, f2m, cos2)
 
 
 def simulate_item(store, index, rng, variant=True, config=AugmentConfig(), symmetry_cache=None):
