@@ -37,6 +37,20 @@ class Evidence:
         return self.cell is not None
 
 
+MAX_POINTS = 30_000  # scans with more points are block-averaged first (peak search cost ~ points)
+
+
+def _bounded(two_theta, intensity):
+    """At most MAX_POINTS points: consecutive points averaged in blocks (a 2-million-point scan
+    would otherwise cost minutes; 30,000 points over 85 deg is still a 0.003-deg step)."""
+    n = len(two_theta)
+    if n <= MAX_POINTS:
+        return two_theta, intensity
+    block = -(-n // MAX_POINTS)
+    m = n // block * block
+    return two_theta[:m].reshape(-1, block).mean(axis=1), intensity[:m].reshape(-1, block).mean(axis=1)
+
+
 def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=5.0, lattice_hint=None) -> Evidence:
     """Peak search, indexing (``time_limit`` seconds, families in ``lattice_hint`` order first)
     and extinction analysis of the best cell under the space-group ``prior``."""
@@ -50,8 +64,9 @@ def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=5.0, l
     def done(note, **parts):
         return Evidence(note=note, elapsed=time.perf_counter() - start, timings=timings, **parts)
 
+    two_theta, intensity = _bounded(np.asarray(two_theta, float), np.asarray(intensity, float))
     try:
-        peaks = find_peaks(np.asarray(two_theta, float), np.asarray(intensity, float), wavelength)
+        peaks = find_peaks(two_theta, intensity, wavelength)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
         return done(f"no peak search: {error}")
     timings["peaks"] = time.perf_counter() - start
