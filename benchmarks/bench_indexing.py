@@ -222,7 +222,7 @@ def main():
     parser.add_argument("--per-system", type=int, default=20)
     parser.add_argument("--stride", type=int, default=53)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time-limit", type=float, default=5.0)
+    parser.add_argument("--time-limit", type=float, default=30.0)
     parser.add_argument("--synth", default=None,
                         help="the csn_plugin.synth dev set (a devset.npz or its build directory) instead of MP/AFLOW")
     parser.add_argument("--rruff", action="store_true")

@@ -160,7 +160,7 @@ def main():
     parser.add_argument("--devset", required=True, help="a csn dataset real build directory (devset.npz)")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--time-limit", type=float, default=2.0)
+    parser.add_argument("--time-limit", type=float, default=30.0)
     parser.add_argument("--shared", default=str(SHARED), help="the shared data folder (default ../shared/data)")
     parser.add_argument("--write", default=None, help="write the fitted parameters here (csn_plugin/data/fusion.json)")
     parser.add_argument("--json", default=None, help="write the full report here")

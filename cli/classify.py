@@ -215,7 +215,7 @@ def plot_result(pattern, result, path):
 @click.option("--network-only", is_flag=True, default=False,
               help="The network's answer alone (the fast path): no peak search, indexing or extinction analysis.")
 @click.option("--time-limit", type=click.FloatRange(0.05, 3600), default=None,
-              help="Seconds of indexing search per pattern. [default: the classifier's, 5 s]")
+              help="Safety limit in seconds on the indexing search of one pattern (the search itself is a fixed amount of work). [default: the classifier's, 30 s]")
 def classify(files, top_k, output_format, wavelength, device, batch_size, prior, classifier_name, model, plot,
              network_only, time_limit):
     """Rank the space groups of powder patterns in FILE... (.xy, .xrdml, .rasx, .brml, pdCIF...).

@@ -34,6 +34,19 @@ from .errors import PatternError
 TOLERANCE = 1e-4  # probabilities are float32 sums
 
 
+def _expect_pattern_error(what, call, argument, otherwise):
+    """``call(argument)`` must raise a one-line PatternError; ``otherwise`` (may name ``{answer}``,
+    the returned value's type) says what happened instead."""
+    try:
+        answer = call(argument)
+    except PatternError as error:
+        assert "\n" not in str(error), f"{what}: the PatternError message is not one line: {error!r}"
+        return
+    except Exception as error:  # noqa: BLE001 - the check reports what was raised instead
+        raise AssertionError(f"{what}: raised {type(error).__name__} ({error}), expected PatternError") from None
+    raise AssertionError(f"{what}: {otherwise.format(answer=type(answer).__name__)}, expected PatternError")
+
+
 def default_inputs() -> list:
     """Three different pattern-like inputs from csn's bundled example (no network, no pymatgen):
     a file path, a cropped ``Pattern`` and ``(two_theta, intensity)`` arrays with altered intensities."""
@@ -132,14 +145,7 @@ def check_predict_many_matches_predict(classifier, inputs):
 def check_bad_input_raises(classifier, inputs):
     """Unusable patterns raise PatternError (one line, naming the problem); unknown objects TypeError."""
     for what, bad in _bad_inputs().items():
-        try:
-            classifier.predict(bad)
-        except PatternError as error:
-            assert "\n" not in str(error), f"{what}: the PatternError message is not one line: {error!r}"
-            continue
-        except Exception as error:  # noqa: BLE001 - the check reports what was raised instead
-            raise AssertionError(f"{what}: raised {type(error).__name__} ({error}), expected PatternError") from None
-        raise AssertionError(f"{what}: no error raised, expected PatternError")
+        _expect_pattern_error(what, classifier.predict, bad, "no error raised")
     try:
         classifier.predict(object())
     except TypeError:
@@ -196,12 +202,18 @@ def check_classifier(factory, inputs=None, **options) -> list:
     """
     classifier = factory(**options)
     inputs = default_inputs() if inputs is None else list(inputs)
+    return _run_checks(CHECKS, classifier, inputs, "")
+
+
+def _run_checks(checks, subject, data, kind):
+    """Run ``check(subject, data)`` for each check; the names passed, or AssertionError naming
+    the first failing check and the subject (``kind``: "reader " or "")."""
     passed = []
-    for check in CHECKS:
+    for check in checks:
         try:
-            check(classifier, inputs)
+            check(subject, data)
         except AssertionError as error:
-            raise AssertionError(f"{check.__name__} failed for {getattr(classifier, 'name', classifier)!r}: {error}") from None
+            raise AssertionError(f"{check.__name__} failed for {kind}{getattr(subject, 'name', subject)!r}: {error}") from None
         passed.append(check.__name__)
     return passed
 
@@ -279,14 +291,7 @@ def check_reader_rejects_garbage(reader, samples):
     folder, paths = _scratch_files(reader)
     try:
         for what, path in paths.items():
-            try:
-                answer = reader.read(path)
-            except PatternError as error:
-                assert "\n" not in str(error), f"{what}: the PatternError message is not one line: {error!r}"
-                continue
-            except Exception as error:  # noqa: BLE001 - the check reports what was raised instead
-                raise AssertionError(f"{what}: raised {type(error).__name__} ({error}), expected PatternError") from None
-            raise AssertionError(f"{what}: read returned {type(answer).__name__}, expected PatternError")
+            _expect_pattern_error(what, reader.read, path, "read returned {answer}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -305,14 +310,7 @@ def check_reader(reader, samples) -> list:
     naming its check and the reader."""
     samples = [str(sample) for sample in samples]
     assert samples, "check_reader needs at least one sample file"
-    passed = []
-    for check in READER_CHECKS:
-        try:
-            check(reader, samples)
-        except AssertionError as error:
-            raise AssertionError(f"{check.__name__} failed for reader {getattr(reader, 'name', reader)!r}: {error}") from None
-        passed.append(check.__name__)
-    return passed
+    return _run_checks(READER_CHECKS, reader, samples, "reader ")
 
 
 # ------------------------------------------------------------------------------ pytest helpers

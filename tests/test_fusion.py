@@ -168,3 +168,13 @@ def test_plot_marks_indexed_peaks_and_allowed_reflections(tmp_path, classifier):
     path = tmp_path / "plot.png"
     plot_result(pattern, result, path)
     assert path.stat().st_size > 10_000
+
+
+def test_evidence_says_when_the_safety_limit_cut_the_search():
+    from csn_plugin.crystallography.evidence import analyse
+
+    pattern = _rocksalt_pattern()
+    full = analyse(pattern.two_theta, pattern.intensity, pattern.wavelength)
+    assert full.indexed and "safety limit" not in full.note and not full.indexing.timed_out
+    cut = analyse(pattern.two_theta, pattern.intensity, pattern.wavelength, time_limit=1e-6)
+    assert cut.indexing.timed_out and "cut short by the 1e-06 s safety limit" in cut.note

@@ -180,8 +180,17 @@ def test_peak_shards_feed_peak_dataset(wheel_store, tmp_path):
     with np.load(tmp_path / "peaks" / "shard-00000.npz", allow_pickle=False) as shard:  # validation shard
         assert (split[shard["store_index"]] == VAL).all() and (shard["variant"] == 0).all()
         assert np.array_equal(shard["space_group"], store.space_group[shard["store_index"]])
+        n_val_structures = len(shard["space_group"])
     with np.load(tmp_path / "peaks" / "shard-00001.npz", allow_pickle=False) as shard:
         assert (split[shard["store_index"]] == TRAIN).all()
+    # training validates on exactly the val-split shard (not the default 20 % of the items here)
+    from csn_plugin.training.train import TrainConfig, train
+
+    run = train(TrainConfig(dataset=str(tmp_path / "peaks"), out=str(tmp_path / "run"), steps=2, batch_size=4,
+                            val_every=2, checkpoint_every=2, grid_step=0.1, val_fraction=0.2, warmup=1,
+                            model={"dim": 32, "heads": 2, "gau_layers": 1, "gau_key_dim": 16, "stem_channels": [8, 16, 32]}))
+    sidecar = json.loads((run / "model.json").read_text())
+    assert sidecar["training"]["validation_items"] == n_val_structures != int(0.2 * len(data))
     assert (tmp_path / "peaks" / "shard-50000.npz").exists()  # the random-crystal complement
     again = write_peak_shards(out, tmp_path / "peaks", variants=2, shard_size=64, seed=1, random_every=1,
                               limit_shards=3, progress=False)

@@ -51,8 +51,9 @@ def _bounded(two_theta, intensity):
     return two_theta[:m].reshape(-1, block).mean(axis=1), intensity[:m].reshape(-1, block).mean(axis=1)
 
 
-def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=5.0, lattice_hint=None) -> Evidence:
-    """Peak search, indexing (``time_limit`` seconds, families in ``lattice_hint`` order first)
+def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=30.0, lattice_hint=None) -> Evidence:
+    """Peak search, indexing (a fixed work budget, ``time_limit`` seconds as a safety net; families
+    in ``lattice_hint`` order first)
     and extinction analysis of the best cell under the space-group ``prior``."""
     from .extinction import extinction_probabilities
     from .indexing import index_pattern
@@ -75,15 +76,17 @@ def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=5.0, l
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
         return done(f"not indexed: {error}", peaks=peaks)
     timings["indexing"] = time.perf_counter() - start - timings["peaks"]
+    cut = f" (search cut short by the {time_limit:g} s safety limit)" if indexing.timed_out else ""
     cell = indexing.best
     if cell is None:
-        return done(f"not indexed: {indexing.reason or 'no cell reached the acceptance merit'}", peaks=peaks, indexing=indexing)
+        return done(f"not indexed: {indexing.reason or 'no cell reached the acceptance merit'}{cut}", peaks=peaks,
+                    indexing=indexing)
     try:
         extinction = extinction_probabilities(peaks, cell, prior=prior)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
         return done(f"indexed {cell.lattice} (M20 {cell.M20:.1f}); no extinction analysis: {error}", peaks=peaks, indexing=indexing, cell=cell)
     timings["extinction"] = time.perf_counter() - start - timings["peaks"] - timings["indexing"]
-    return done(f"indexed {cell.lattice} (M20 {cell.M20:.1f}, {cell.peaks_indexed}/{cell.peaks_used} lines)",
+    return done(f"indexed {cell.lattice} (M20 {cell.M20:.1f}, {cell.peaks_indexed}/{cell.peaks_used} lines){cut}",
                 peaks=peaks, indexing=indexing, cell=cell, extinction=extinction)
 
 

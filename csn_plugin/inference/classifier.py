@@ -27,19 +27,19 @@ class SpaceGroupClassifier:
     symmetry rules with the rule head's predictions to the scores.
 
     Unless ``network_only``, each pattern is also read as a crystallographer would (peak search on
-    the measured points, indexing within ``time_limit`` seconds, extinction analysis of the best
+    the measured points, indexing, extinction analysis of the best
     cell: ``csn_plugin.crystallography``) and that evidence is fused with the network's posterior
     (``csn_plugin.inference.fusion``; ``fusion``: a ``FusionParams``, default the bundled fit). Batches spread
     the crystallography over ``workers`` processes (default: every core). The indexing search is
-    bounded by wall-clock time, so on a heavily loaded machine a pattern that needs the whole budget
-    can come out differently; evidence is cached per input (512 patterns) so one input gives one
-    answer within a classifier's life.
+    bounded by a fixed amount of work, so the answers do not depend on the machine or its load;
+    ``time_limit`` (seconds per pattern) is only a safety net for pathological inputs (a search it
+    cuts short is marked ``timed_out`` in the evidence). Evidence is cached per input (512 patterns).
     """
 
     name = "csn"
 
     def __init__(self, model=None, device="auto", prior="icsd", rule_rescoring=None, network_only=False,
-                 time_limit=5.0, workers=None, fusion=None):
+                 time_limit=30.0, workers=None, fusion=None):
         import torch
 
         from ..nets.store import check_rule_rescoring, load_model

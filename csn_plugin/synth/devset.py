@@ -92,26 +92,20 @@ def devset_peaks(items, seed=0, max_peaks=256, b_iso=1.0):
     """Padded (d, f2m, cos2) float32 arrays (len(items), max_peaks) of the dev structures as
     stored (occupancies kept, overall B ``b_iso``, a preferred-orientation direction drawn from
     ``seed``), and their labels; deterministic. Items that give no peaks are all-zero rows."""
-    from .store import peaks_with_occupancy
+    from .store import padded_peaks, peaks_with_occupancy
     from .structures import sample_po_direction
 
     rng = np.random.default_rng([int(seed), 2027])
-    out = [np.zeros((len(items), max_peaks), dtype=np.float32) for _ in range(3)]
-    for row, item in enumerate(items):
-        record = item.record
+
+    def peaks_of(record):
         po = sample_po_direction(rng)
         try:
-            peaks = peaks_with_occupancy(record.lattice, record.frac, record.numbers, record.occupancies, po, b_iso)
+            return peaks_with_occupancy(record.lattice, record.frac, record.numbers, record.occupancies, po, b_iso)
         except ValueError:
-            peaks = None
-        if peaks is None:
-            continue
-        d, f2m, cos2, rank = peaks
-        keep = rank < max_peaks
-        n = int(keep.sum())
-        for array, values in zip(out, (d, f2m, cos2)):
-            array[row, :n] = values[keep]
-    return tuple(out), np.array([item.space_group for item in items], dtype=np.int64)
+            return None
+
+    rows = [peaks_of(item.record) for item in items]
+    return padded_peaks(rows, max_peaks), np.array([item.space_group for item in items], dtype=np.int64)
 
 
 def devset_patterns(items, grid, seed=0, batch=256):

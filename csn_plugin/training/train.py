@@ -165,8 +165,13 @@ class _Run:
         self.dataset = PeakDataset(self.config.dataset)
         self.labels = np.asarray(self.dataset.space_groups) - 1
         # Validation: the first items of the dataset (shards are random draws), fixed even while a
-        # dataset that is still being built grows between reloads.
+        # dataset that is still being built grows between reloads. A real-structure dataset says
+        # its first shard holds the val-split structures (unseen types): exactly those.
         self.n_val = min(self.config.val_size, int(len(self.labels) * self.config.val_fraction))
+        first = Path(self.config.dataset) / "shard-00000.npz"
+        if (Path(self.config.dataset) / "real_manifest.json").is_file() and first.is_file():
+            with np.load(first, allow_pickle=False) as shard:
+                self.n_val = len(shard["space_group"])
         self.val_idx = np.arange(self.n_val)
 
     def _training_view(self):

@@ -1,0 +1,98 @@
+"""Issue 11's network-only targets for one or more models, in one run (same rendered sets):
+
+- dev set: the test split of the real-structure store (structure types and minerals never in
+  train), rendered like measured data (``csn_plugin.synth.devset.devset_patterns``);
+- dev set, class-balanced subset (the paper's protocol);
+- held-out minerals: dev-set structures of minerals held out by name (every AMCSD/BGMN entry of the
+  mineral on the test side; ``heldout_minerals.json`` of the build);
+- rruff-dev (measured, development check only: nothing is fitted or selected on it).
+
+A model is ``bundled`` (models/csn.safetensors), a ``.safetensors`` path, or a training run folder
+(its ``checkpoint.pt`` is exported to a temporary safetensors with the run's architecture).
+
+    python benchmarks/evaluate_real.py --data /work/datasets/real --model bundled \
+        --model /work/runs/real-csn --json docs/evaluate_real.json
+"""
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from _shared import SHARED  # noqa: E402  (../shared/data)
+
+from csn_plugin.evaluation.sets import evaluate_sets, markdown_table, measured_set
+from csn_plugin.inference.classifier import SpaceGroupClassifier
+from csn_plugin.synth.devset import devset_patterns, load_devset
+
+KEYS = ("count", "top1", "top5", "crystal_system", "balanced_top1", "ece")
+
+
+def export_run(run_dir, out_dir):
+    """A run folder's checkpoint as safetensors + sidecar (the run's architecture and grid)."""
+    from csn_plugin.grid import ModelGrid
+    from csn_plugin.nets.registry import build_network
+    from csn_plugin.nets.store import save_model
+
+    run_dir = Path(run_dir)
+    config = json.loads((run_dir / "train_config.json").read_text())
+    grid = ModelGrid(step=config["grid_step"])
+    model = build_network(config["architecture"], {**config.get("model", {}), "grid_size": grid.size})
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    path = Path(out_dir) / f"{run_dir.name}-step{int(state['step'])}.safetensors"
+    save_model(model, path, grid, metadata={"train_prior": "uniform", "training": {"steps": int(state["step"])}},
+               architecture=config["architecture"])
+    return str(path), int(state["step"])
+
+
+def heldout_mask(items, data_dir):
+    names = json.loads((Path(data_dir) / "heldout_minerals.json").read_text())["test"]
+    keys = {name.strip().lower() for group in names.values() for name in group} | set(names)
+    return np.array([bool(item.record.mineral) and item.record.mineral.strip().lower() in keys for item in items])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="a real-structure build folder (devset.npz, heldout_minerals.json)")
+    parser.add_argument("--model", action="append", default=None, help="bundled, a .safetensors path or a run folder; repeatable")
+    parser.add_argument("--prior", default="icsd")
+    parser.add_argument("--limit", type=int, default=0, help="at most this many dev structures (0: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    items = load_devset(args.data)
+    if args.limit:
+        items = items[:args.limit]
+    balanced = np.array([item.balanced for item in items])
+    held = heldout_mask(items, args.data)
+    report, tmp = {}, tempfile.TemporaryDirectory()
+    for spec in args.model or ["bundled"]:
+        label, path = spec, None
+        if spec != "bundled" and Path(spec).is_dir():
+            path, step = export_run(spec, tmp.name)
+            label = f"{Path(spec).name} (step {step})"
+        elif spec != "bundled":
+            path = spec
+        classifier = SpaceGroupClassifier(model=path, device="cpu", prior=args.prior, network_only=True)
+        values, masks, labels = devset_patterns(items, classifier.grid, seed=args.seed)
+        sets = {"dev set": (values, masks, labels),
+                "dev set, balanced": (values[balanced], masks[balanced], labels[balanced]),
+                "held-out minerals": (values[held], masks[held], labels[held])}
+        if (SHARED / "rruff-dev" / "labels.csv").is_file():
+            sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", classifier.grid)
+        report[label] = evaluate_sets(classifier, sets, priors=(args.prior,))
+        print(f"## {label}\n")
+        print(markdown_table(report[label], keys=KEYS) + "\n", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
