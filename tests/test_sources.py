@@ -223,3 +223,15 @@ def test_materials_project_archive_when_present():
     records = _first(source, 20)
     assert len(records) == 20 and all(r.id.startswith("mp:mp-") for r in records)
     assert all(label(r).space_group >= 1 for r in records)
+
+
+def test_amcsd_site_labels_to_elements():
+    from csn_plugin.synth.sources import _Skip, amcsd_element
+
+    assert amcsd_element("Fe2", {26, 8}) == 26 and amcsd_element("OH1", {8, 1}) == 8
+    assert amcsd_element("Wat1", {8, 1, 11}) == 8 and amcsd_element("WAT", {8}) == 8  # water oxygens (were skipped)
+    assert amcsd_element("W1", {74, 8}) == 74  # tungsten is still tungsten
+    assert amcsd_element("Ca1", {20}) == 20 and amcsd_element("C1", {6, 20}) == 6
+    assert amcsd_element("D1", {8}) == 1  # deuterium
+    with pytest.raises(_Skip):
+        amcsd_element("Xx", {26})

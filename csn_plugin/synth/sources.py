@@ -349,6 +349,24 @@ class PackagedSource(StructureSource):
 # ----------------------------------------------------------------------------- AMCSD
 
 
+def amcsd_element(label, allowed=()):
+    """Atomic number of an AMCSD site label ("Fe2", "OH1", "Wat1"): its leading letters read as a
+    two- then one-letter symbol, kept only if the entry's element list ``allowed`` (when given)
+    holds it; "Wat"/"Ow" sites are water oxygens, "D" deuterium. _Skip("unknown_element") else."""
+    letters = re.match(r"[A-Za-z]+", str(label).strip())
+    letters = letters.group(0) if letters else ""
+    if letters.lower().startswith("wat"):
+        return 8
+    two = element_z(letters[:2]) if len(letters) >= 2 and letters[1].islower() else 0
+    one = element_z(letters[:1])
+    options = [zz for zz in (two, one) if zz]
+    if allowed:
+        options = [zz for zz in options if zz in allowed] or ([1] if letters[:1].upper() == "D" else [])
+    if not options:
+        raise _Skip("unknown_element")
+    return options[0]
+
+
 class AmcsdSource(PackagedSource):
     """AMCSD mineral structures from ``larixite/amcsd_cif1.db`` (SQLite, read-only)."""
 
@@ -424,19 +442,7 @@ class AmcsdSource(PackagedSource):
         occ = np.where((np.abs(occ - 2.0) < 1e-5) | (np.abs(occ - 3.0) < 1e-5), 1.0, occ)
         occ = np.clip(occ, 0.0, 1.0)
         allowed = elements.get(str(cif_id), set())
-        numbers = []
-        for label in labels:
-            letters = re.match(r"[A-Za-z]+", str(label).strip())
-            letters = letters.group(0) if letters else ""
-            two = element_z(letters[:2]) if len(letters) >= 2 and letters[1].islower() else 0
-            one = element_z(letters[:1])
-            options = [zz for zz in (two, one) if zz]
-            if allowed:
-                options = [zz for zz in options if zz in allowed] or ([1] if letters[:1].upper() == "D" else [])
-            if not options:
-                raise _Skip("unknown_element")
-            numbers.append(options[0])
-        numbers = np.asarray(numbers)
+        numbers = np.asarray([amcsd_element(label, allowed) for label in labels])
         keep = occ > 0
         if not keep.any():
             raise _Skip("no_atoms")

@@ -37,7 +37,7 @@ from .arrays import (PER_ROW, PER_STRUCTURE, SOURCE_ORDER, StoreError, Structure
 from .labels import SYMPREC, SYMPREC_FINE, LabelError, label
 from .sources import make_sources
 
-STORE_VERSION = 1  # bump when the stored arrays or labels change meaning
+STORE_VERSION = 2  # bump when the stored arrays or labels change meaning (2: AMCSD water oxygens read)
 PEAKS_VERSION = 1  # bump when the peak-shard recipe changes
 
 
