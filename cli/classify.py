@@ -157,7 +157,7 @@ def _mark_evidence(axes, pattern, result):
     axes.plot(peaks.two_theta[unexplained], heights[unexplained], "v", color="tab:red", ms=4, label="unexplained peak")
     axes.plot(peaks.two_theta[other], heights[other], "v", color="0.6", ms=3, label="peak not used for indexing")
     if cell is not None and result.predictions:
-        from ..crystallography.evidence import allowed_two_theta
+        from ..crystallography.extinction import allowed_two_theta
 
         ticks = allowed_two_theta(cell, result.predictions[0].space_group, pattern.wavelength,
                                   (float(pattern.two_theta.min()), float(pattern.two_theta.max())))

@@ -104,6 +104,17 @@ def d_to_two_theta(d, wavelength):
         return np.degrees(2.0 * np.arcsin(np.where(ratio <= 1.0, ratio, np.nan)))
 
 
+def two_theta_to_q(two_theta, wavelength):
+    """Q = 1/d^2 (angstrom^-2) of angles 2theta (deg): the quantity a reflection's indices enter
+    linearly (indexing and extinction analysis work in it)."""
+    return (2 * np.sin(np.radians(np.asarray(two_theta)) / 2) / wavelength) ** 2
+
+
+def q_to_two_theta(q, wavelength):
+    """2theta (deg) of Q = 1/d^2 values (clipped at 180 deg where out of reach)."""
+    return np.degrees(2 * np.arcsin(np.clip(wavelength * np.sqrt(q) / 2, 0, 1)))
+
+
 def convert_two_theta(two_theta, wavelength, target_wavelength):
     """Angles measured at ``wavelength`` as they would be at ``target_wavelength`` (same d); NaN
     where unreachable."""

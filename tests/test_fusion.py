@@ -155,7 +155,7 @@ def test_cli_network_only_and_cell_columns(tmp_path):
 
 def test_plot_marks_indexed_peaks_and_allowed_reflections(tmp_path, classifier):
     from csn_plugin.cli.classify import plot_result
-    from csn_plugin.crystallography.evidence import allowed_two_theta
+    from csn_plugin.crystallography.extinction import allowed_two_theta
 
     pattern = _rocksalt_pattern()
     result = classifier.predict(pattern)

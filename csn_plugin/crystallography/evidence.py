@@ -88,24 +88,3 @@ def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=30.0, 
     timings["extinction"] = time.perf_counter() - start - timings["peaks"] - timings["indexing"]
     return done(f"indexed {cell.lattice} (M20 {cell.M20:.1f}, {cell.peaks_indexed}/{cell.peaks_used} lines){cut}",
                 peaks=peaks, indexing=indexing, cell=cell, extinction=extinction)
-
-
-def allowed_two_theta(cell, space_group, wavelength, two_theta_range, zero_shift=None) -> np.ndarray:
-    """2theta (deg, as measured: the cell's zero shift added back) of the distinct reflection
-    positions of ``cell`` (a :class:`~.indexing.CellCandidate`) that ``space_group`` allows, in its
-    standard setting, inside ``two_theta_range``: the ticks a plot shows."""
-    from .extinction import _absent, _all_hkl, _hall_numbers_by_group
-
-    zero = cell.zero_shift if zero_shift is None else zero_shift
-    lo, hi = two_theta_range
-
-    def q_of(tt):
-        return (2 * np.sin(np.radians(np.clip(tt - zero, 0.01, 179.9)) / 2) / wavelength) ** 2
-
-    hkl, q = _all_hkl(cell.cell.reciprocal_metric, float(q_of(lo)), float(q_of(hi)))
-    if not len(hkl):
-        return np.zeros(0)
-    hall = _hall_numbers_by_group()[int(space_group)][0][0]
-    q = q[~_absent(hkl, hall)]
-    two_theta = np.degrees(2 * np.arcsin(np.clip(np.sqrt(q) * wavelength / 2, 0, 1))) + zero
-    return np.unique(np.round(two_theta, 3))

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..physics import q_to_two_theta, two_theta_to_q
 from ..symmetry import absence_class_members, absence_classes, crystal_family, space_group
 from .cells import FAMILY_OF_BRAVAIS, Cell, allowed_by_centring
 from .peaks import PeakSet
@@ -382,7 +383,7 @@ def extinction_probabilities(peaks: PeakSet, cell, wavelength=None, *, lattice=N
         hi = min(hi, max_two_theta)
 
     def q_of(tt):
-        return (2 * np.sin(np.radians(np.asarray(tt) - zero) / 2) / wl) ** 2
+        return two_theta_to_q(np.asarray(tt) - zero, wl)
 
     rmetric = cell.reciprocal_metric
     hkl, q = _all_hkl(rmetric, float(q_of(lo + 0.2)), float(q_of(hi - 0.2)))
@@ -397,7 +398,7 @@ def extinction_probabilities(peaks: PeakSet, cell, wavelength=None, *, lattice=N
     n_pos = len(pos_index)
     pos_q = q[pos_index]
     pos_mult = np.bincount(pos_inverse, minlength=n_pos).astype(float)
-    pos_tt = np.degrees(2 * np.arcsin(np.clip(wl * np.sqrt(pos_q) / 2, 0, 1))) + zero
+    pos_tt = q_to_two_theta(pos_q, wl) + zero
     order = np.argsort(pos_tt)
     # groups of positions closer than the resolution
     fwhm = peaks.fwhm_at(pos_tt[order])
@@ -523,3 +524,22 @@ def _class_loglik(n_allowed, noise, broad, p_weak, outlier):
     forbidden = (1 - outlier) * noise + outlier * broad
     like = np.where(n_allowed > 0, allowed, forbidden)
     return float(np.sum(np.log(np.maximum(like, 1e-300))))
+
+
+def allowed_two_theta(cell, space_group, wavelength, two_theta_range, zero_shift=None) -> np.ndarray:
+    """2theta (deg, as measured: the cell's zero shift added back) of the distinct reflection
+    positions of ``cell`` (a :class:`~.indexing.CellCandidate`) that ``space_group`` allows, in its
+    standard setting, inside ``two_theta_range``: the ticks a plot shows."""
+    zero = cell.zero_shift if zero_shift is None else zero_shift
+    lo, hi = two_theta_range
+
+    def q_of(tt):
+        return two_theta_to_q(np.clip(tt - zero, 0.01, 179.9), wavelength)
+
+    hkl, q = _all_hkl(cell.cell.reciprocal_metric, float(q_of(lo)), float(q_of(hi)))
+    if not len(hkl):
+        return np.zeros(0)
+    hall = _hall_numbers_by_group()[int(space_group)][0][0]
+    q = q[~_absent(hkl, hall)]
+    two_theta = q_to_two_theta(q, wavelength) + zero
+    return np.unique(np.round(two_theta, 3))

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..physics import two_theta_to_q
 from .cells import (BRAVAIS_ORDER, FAMILY_OF_BRAVAIS, SYSTEM_RANK, Cell, allowed_by_centring, compare_lattices,
                     lattice_symmetry, niggli_reduce)
 from .peaks import PeakSet
@@ -270,7 +271,7 @@ class _Lines:
     tol: np.ndarray  # acceptance (deg) per line
 
     def q(self, zero=0.0):
-        return (2 * np.sin(np.radians(self.two_theta - zero) / 2) / self.wavelength) ** 2
+        return two_theta_to_q(self.two_theta - zero, self.wavelength)
 
     def dq(self, zero=0.0):
         """dQ/d(2theta) per degree."""
@@ -859,7 +860,8 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
             fits.append((fit, family))
             if fit.n_indexed == n and fit.m20 >= good_m20:
                 # a cell that indexes every line well: only families with at most one more
-                # parameter can still beat it
+                # parameter can still beat it (one more, not none: a pseudo-cubic cell can index
+                # every line of a tetragonal pattern with M20 > 60, the true tI cell better)
                 max_params = min(max_params, N_PARAMS[fit.family] + 1)
     return fits, searched, timed_out
 

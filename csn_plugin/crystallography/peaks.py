@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..physics import WAVELENGTHS, resolve_wavelength
+from ..physics import WAVELENGTHS, resolve_wavelength, two_theta_to_d
 
 _LN2 = math.log(2.0)
 _GAUSS_AREA = math.sqrt(math.pi / _LN2)  # area of exp(-ln2 u^2) over u
@@ -81,7 +81,7 @@ class PeakSet:
     @property
     def d(self) -> np.ndarray:
         """d-spacings (angstrom) of the peaks at ``wavelength``."""
-        return self.wavelength / (2 * np.sin(np.radians(self.two_theta) / 2))
+        return two_theta_to_d(self.two_theta, self.wavelength)
 
     @property
     def relative_intensity(self) -> np.ndarray:
