@@ -1,7 +1,12 @@
 """Issue 11's network-only targets for one or more models, in one run (same rendered sets):
 
-- dev set: the test split of the real-structure store (structure types and minerals never in
-  train), rendered like measured data (``csn_plugin.synth.devset.devset_patterns``);
+- val split: the 512 val-split structures of the peak shards (shard 0), the set a choice between
+  models is made on;
+- test split, natural: structures drawn at random from the test split (the issue's "real-structure
+  test": the natural distribution of unseen structure types);
+- dev set: drawn from the test split of the real-structure store (structure types and minerals
+  never in train; a few structures per group at most, so flatter than natural), rendered like
+  measured data (``csn_plugin.synth.devset.devset_patterns``);
 - dev set, class-balanced subset (the paper's protocol);
 - held-out minerals: dev-set structures of minerals held out by name (every AMCSD/BGMN entry of the
   mineral on the test side; ``heldout_minerals.json`` of the build);
@@ -49,6 +54,40 @@ def export_run(run_dir, out_dir):
     return str(path), int(state["step"])
 
 
+def val_split_set(data_dir, grid, seed=0):
+    """(values, masks, labels) of the val-split structures of the build's peak shards (shard 0:
+    structure types never trained on, the set to choose by), rendered like the dev set."""
+    from csn_plugin.synth.dataset import PeakDataset
+    from csn_plugin.synth.render import render
+
+    first = Path(data_dir) / "peaks" / "shard-00000.npz"
+    if not first.is_file():
+        return None
+    with np.load(first, allow_pickle=False) as shard:
+        n = len(shard["space_group"])
+    data = PeakDataset(Path(data_dir) / "peaks")
+    d, f2m, cos2 = data.batch(np.arange(n))
+    values, masks = render(d, f2m, torch.tensor(grid.two_theta, dtype=torch.float32),
+                           torch.Generator().manual_seed(int(seed) + 12345), cos2=cos2)
+    return values.numpy(), masks.numpy(), np.asarray(data.space_groups)[:n]
+
+
+def test_split_sample(data_dir, count, seed=0, max_atoms=400):
+    """``count`` structures drawn at random from the test split (the natural distribution of
+    structure types never trained on, unlike the dev set, which caps each group), as dev-set-like
+    items for :func:`csn_plugin.synth.devset.devset_patterns`."""
+    from types import SimpleNamespace
+
+    from csn_plugin.synth.arrays import StructureStore
+    from csn_plugin.synth.splits import TEST, load_splits
+
+    store = StructureStore(data_dir)
+    split = load_splits(data_dir, store)
+    test = np.flatnonzero((split == TEST) & (np.diff(store.offsets) <= max_atoms))
+    chosen = np.sort(np.random.default_rng(seed).choice(test, size=min(count, len(test)), replace=False))
+    return [SimpleNamespace(record=store.record(int(i)), space_group=int(store.space_group[i])) for i in chosen]
+
+
 def heldout_mask(items, data_dir):
     names = json.loads((Path(data_dir) / "heldout_minerals.json").read_text())["test"]
     keys = {name.strip().lower() for group in names.values() for name in group} | set(names)
@@ -61,6 +100,7 @@ def main():
     parser.add_argument("--model", action="append", default=None, help="bundled, a .safetensors path or a run folder; repeatable")
     parser.add_argument("--prior", default="icsd")
     parser.add_argument("--limit", type=int, default=0, help="at most this many dev structures (0: all)")
+    parser.add_argument("--test-count", type=int, default=2000, help="test-split structures drawn at random (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)
@@ -71,6 +111,7 @@ def main():
     if args.limit:
         items = items[:args.limit]
     balanced = np.array([item.balanced for item in items])
+    test_items = test_split_sample(args.data, args.test_count, args.seed) if args.test_count else []
     held = heldout_mask(items, args.data)
     report, tmp = {}, tempfile.TemporaryDirectory()
     for spec in args.model or ["bundled"]:
@@ -82,9 +123,14 @@ def main():
             path = spec
         classifier = SpaceGroupClassifier(model=path, device="cpu", prior=args.prior, network_only=True)
         values, masks, labels = devset_patterns(items, classifier.grid, seed=args.seed)
-        sets = {"dev set": (values, masks, labels),
+        natural = devset_patterns(test_items, classifier.grid, seed=args.seed) if test_items else None
+        sets = {**({"test split, natural": natural} if natural is not None else {}),
+                "dev set": (values, masks, labels),
                 "dev set, balanced": (values[balanced], masks[balanced], labels[balanced]),
                 "held-out minerals": (values[held], masks[held], labels[held])}
+        val = val_split_set(args.data, classifier.grid, args.seed)
+        if val is not None:
+            sets = {"val split (choose by this)": val, **sets}
         if (SHARED / "rruff-dev" / "labels.csv").is_file():
             sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", classifier.grid)
         report[label] = evaluate_sets(classifier, sets, priors=(args.prior,))

@@ -875,6 +875,11 @@ def _find_peaks(two_theta, intensity, wavelength, *, ka2, min_significance, dete
         close = np.abs(ti[:, None] - ti[None, :]) < 2.5 * np.maximum(wi[:, None], wi[None, :])
         shadow = (close & (ii[:, None] < 0.005 * ii[None, :])).any(axis=1)
         idx = idx[~shadow]
+    if len(idx) > 2:
+        # humps: a "peak" over 2.5 times as broad as the pattern's lines (median FWHM) is
+        # background (amorphous scattering, a sample holder), not a Bragg line
+        widths = fit["fwhm"][idx]
+        idx = idx[widths <= 2.5 * float(np.median(widths))]
     if len(idx) > max_peaks:
         idx = idx[np.argsort(inten[idx])[::-1][:max_peaks]]
         idx.sort()
