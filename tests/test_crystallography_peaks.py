@@ -2,7 +2,6 @@
 known, on pure noise, and on a measured lab pattern."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,23 +9,10 @@ import pytest
 from csn_plugin.crystallography import PeakSet, find_peaks
 from csn_plugin.crystallography.peaks import ka_lines
 
+import crystallography_cases as cases  # the shared cases, registered by conftest.py
+
 pytestmark = pytest.mark.one_thread
 
-
-def _load_cases():
-    """tests/crystallography_cases.py, shared by the crystallography tests and benchmarks."""
-    import importlib.util
-    import sys
-
-    if "crystallography_cases" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("crystallography_cases", Path(__file__).with_name("crystallography_cases.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["crystallography_cases"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["crystallography_cases"]
-
-
-cases = _load_cases()
 SHARED, aflow_structures, measured_like_config, render_known = (
     cases.SHARED, cases.aflow_structures, cases.measured_like_config, cases.render_known)
 

@@ -3,7 +3,6 @@ rendered real structures ranks first with the true cell, a forbidden-peak patter
 hand decides the centring, the mapping/probability interface, extinction symbols."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,23 +11,10 @@ from csn_plugin.crystallography import Cell, PeakSet, extinction_probabilities, 
 from csn_plugin.crystallography.extinction import compatible_classes, extinction_symbol, _hall_numbers_by_group
 from csn_plugin.symmetry import absence_class, space_group
 
+import crystallography_cases as cases  # the shared cases, registered by conftest.py
+
 pytestmark = pytest.mark.one_thread
 CU_KA1 = 1.54056
-
-
-def _load_cases():
-    import importlib.util
-    import sys
-
-    if "crystallography_cases" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("crystallography_cases", Path(__file__).with_name("crystallography_cases.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["crystallography_cases"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["crystallography_cases"]
-
-
-cases = _load_cases()
 
 
 def _rendered_with_true_cell(label, seed=7):

@@ -4,7 +4,6 @@ an impurity line), rendered patterns through the peak search, a measured lab pat
 "not indexed" outcome."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,23 +12,10 @@ from csn_plugin.crystallography import Cell, PeakSet, find_peaks, index_pattern
 from csn_plugin.crystallography.cells import compare_lattices, lattice_symmetry, niggli_reduce
 from csn_plugin.synth.simulate import simulate_reflections
 
+import crystallography_cases as cases  # the shared cases, registered by conftest.py
+
 pytestmark = pytest.mark.one_thread
 CU_KA1 = 1.54056
-
-
-def _load_cases():
-    import importlib.util
-    import sys
-
-    if "crystallography_cases" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("crystallography_cases", Path(__file__).with_name("crystallography_cases.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["crystallography_cases"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["crystallography_cases"]
-
-
-cases = _load_cases()
 
 
 def _structure(label):
