@@ -720,24 +720,15 @@ def find_peaks(two_theta, intensity, wavelength="CuKa1", *, ka2="auto", min_sign
     found = _find_peaks(two_theta, intensity, wavelength, **options)
     if len(found.two_theta) >= FEW_PEAKS:
         return found
-    x, y = np.asarray(two_theta, dtype=float), np.asarray(intensity, dtype=float)
-    order = np.argsort(x)
-    x_u, y_u, step, _ = _uniform_grid(x[order], y[order])
-    from scipy.ndimage import gaussian_filter1d
-
-    alpha, beta = _noise_model(y_u)
-    smooth = gaussian_filter1d(y_u, 2)
-    net = y_u - _snip(smooth, max(int(1.5 / step), 10))
-    matched = _matched_width(net, np.sqrt(alpha + beta * np.clip(smooth, 0, None)), step)
-    if matched is None or matched <= 2.5 * float(np.median(found.fwhm) if len(found.fwhm) else found.width_model[2] ** 0.5):
-        return found
-    again = _find_peaks(two_theta, intensity, wavelength, width=matched, **options)
-    return again if len(again.two_theta) > len(found.two_theta) else found
+    measured = float(np.median(found.fwhm)) if len(found.fwhm) else found.width_model[2] ** 0.5
+    again = _find_peaks(two_theta, intensity, wavelength, width="matched", broader_than=2.5 * measured, **options)
+    return again if again is not None and len(again.two_theta) > len(found.two_theta) else found
 
 
 def _find_peaks(two_theta, intensity, wavelength, *, ka2, min_significance, detect_significance, detection_sigma,
-                max_peaks, esd, width=None) -> PeakSet:
-    """find_peaks at the measured width (``width`` None) or at a given FWHM (deg)."""
+                max_peaks, esd, width=None, broader_than=0.0):
+    """find_peaks at the measured width (``width`` None), at a given FWHM (deg), or at the
+    matched-filter width (``width="matched"``; None when that is not ``broader_than`` deg)."""
     x = np.asarray(two_theta, dtype=float)
     y = np.asarray(intensity, dtype=float)
     if x.ndim != 1 or x.shape != y.shape or len(x) < 20:
@@ -764,7 +755,11 @@ def _find_peaks(two_theta, intensity, wavelength, *, ka2, min_significance, dete
     sig0 = sigma_of(gaussian_filter1d(y_u, 2))
     rough_bg = _snip(gaussian_filter1d(y_u, 2), max(int(1.5 / step), 10))
     fwhm_med, (w_int, w_slope) = _estimate_fwhm(x_u, y_u - rough_bg, sig0, step)
-    if width is not None:  # the retry of find_peaks at the matched-filter width
+    if width == "matched":  # find_peaks' retry: the width the matched filter prefers
+        width = _matched_width(y_u - rough_bg, sig0, step)
+        if width is None or width <= broader_than:
+            return None
+    if width is not None:
         fwhm_med, (w_int, w_slope) = width, (math.log(width), 0.0)
     fwhm_med = float(np.clip(fwhm_med, 2 * step, 3.0))
 
