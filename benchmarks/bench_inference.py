@@ -44,7 +44,7 @@ def main():
     print(f"| device | parameters | predict_many batch 256 (patterns/s) | single predict (patterns/s) | network forward alone (patterns/s) | resampling alone (patterns/s) |")
     print("|---|---|---|---|---|---|")
     for device in devices:
-        clf = SpaceGroupClassifier(model=args.model, device=device)
+        clf = SpaceGroupClassifier(model=args.model, device=device, network_only=True)  # the network path (issue 11 target)
         clf.predict_many(patterns[:256], batch_size=256)  # warm-up
         many = len(patterns) / best_of(args.repeats, lambda: clf.predict_many(patterns, batch_size=256))
         singles = patterns[:64]
