@@ -13,6 +13,14 @@ held-out items): the classifiers the built-in plugin registers.
 Each run is `csn train ... --threads 1 --max-minutes M` in ``RUNS/<variant>`` (resumable: a run
 that already exported its model is not trained again). ``--parallel 2`` runs two at a time, one
 thread each, which uses the 2 cores better than one run on two threads.
+
+``--real DATA`` (issue 11): the same comparison on the real-structure store's peak shards
+(``DATA/peaks``; the grid step of the bundled model, 0.1 deg, is the base and 0.05 the choice),
+scored on issue 11's sets (``evaluate_real.real_sets``: val split, natural test split, dev set and
+its balanced subset, held-out minerals, rruff-dev), network-only under the ICSD prior:
+
+    python benchmarks/ablation.py --real /work/datasets/real --runs /work/runs/ablation-real \
+        --minutes 12 --parallel 2 --json docs/ablation_real.json
 """
 
 import argparse
@@ -43,6 +51,20 @@ VARIANTS = {
     "csn-grid-0.1": ("csn", {}, 0.1, "logit-adjust", "choices"),
     "csn-sampler": ("csn", {}, 0.05, "sampler", "choices"),
 }
+# the real-structure comparison (--real): the bundled model's 0.1-deg grid is the base
+REAL_VARIANTS = {
+    "csn": ("csn", {}, 0.1, "logit-adjust", "architectures"),
+    "cnn": ("cnn", {}, 0.1, "logit-adjust", "architectures"),
+    "nopoolcnn": ("nopoolcnn", {}, 0.1, "logit-adjust", "architectures"),
+    "csn-no-embedding": ("csn", {"use_embedding_attention": False}, 0.1, "logit-adjust", "ablations"),
+    "csn-no-rule-head": ("csn", {"use_rule_head": False}, 0.1, "logit-adjust", "ablations"),
+    "csn-grid-0.05": ("csn", {}, 0.05, "logit-adjust", "choices"),
+    "csn-sampler": ("csn", {}, 0.1, "sampler", "choices"),
+}
+
+
+def variants(args):
+    return REAL_VARIANTS if getattr(args, "real", None) else VARIANTS
 
 
 # At 2e-3 the NoPoolCNN (2.3 M parameters, most in its first dense layer) collapsed to a constant
@@ -51,8 +73,9 @@ LEARNING_RATES = {"nopoolcnn": 5e-4}
 
 
 def train_command(name, args):
-    architecture, overrides, step, balance, _ = VARIANTS[name]
-    return ["csn", "train", "--dataset", args.dataset, "--out", str(Path(args.runs) / name),
+    architecture, overrides, step, balance, _ = variants(args)[name]
+    dataset = str(Path(args.real) / "peaks") if args.real else args.dataset
+    return ["csn", "train", "--dataset", dataset, "--out", str(Path(args.runs) / name),
             "--architecture", architecture, "--model", json.dumps(overrides), "--grid-step", str(step),
             "--balance", balance, "--steps", "1000000", "--max-minutes", str(args.minutes),
             "--batch-size", "128", "--lr", str(LEARNING_RATES.get(name, 2e-3)), "--val-every", "250", "--threads", "1", "--seed", "0"]
@@ -84,7 +107,7 @@ def score(name, args, cache):
     report = evaluate_sets(classifier, cache[key], priors=("uniform", "icsd", "mp"))
     sidecar = json.loads((run / "model.json").read_text())
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    return {"variant": name, "table": VARIANTS[name][4], "parameters": parameter_count(classifier.model),
+    return {"variant": name, "table": variants(args)[name][4], "parameters": parameter_count(classifier.model),
             "steps": sidecar["training"]["steps"], "minutes": sidecar["training"]["minutes"],
             "seconds_per_step": 60 * sidecar["training"]["minutes"] / max(1, sidecar["training"]["steps"]),
             "val_top1_uniform": log[-1].get("val_top1"), "sets": report}
@@ -134,30 +157,71 @@ def bundle_baselines(args):
         print(f"bundled {target} ({target.stat().st_size / 1e6:.1f} MB), temperature {temperature:.3f}")
 
 
-def write_report(path, rows, minutes):
+def score_real(name, args, sources, cache):
+    """Issue 11's sets (network-only, ICSD prior) for one trained variant."""
+    from evaluate_real import real_sets
+
+    run = Path(args.runs) / name
+    classifier = SpaceGroupClassifier(model=run / "model.safetensors", device="cpu", prior="icsd", network_only=True)
+    if classifier.grid.step not in cache:
+        cache[classifier.grid.step] = real_sets(sources, classifier.grid, args.real)
+    report = evaluate_sets(classifier, cache[classifier.grid.step], priors=("icsd",))
+    sidecar = json.loads((run / "model.json").read_text())
+    return {"variant": name, "table": REAL_VARIANTS[name][4], "parameters": parameter_count(classifier.model),
+            "steps": sidecar["training"]["steps"], "minutes": sidecar["training"]["minutes"],
+            "seconds_per_step": 60 * sidecar["training"]["minutes"] / max(1, sidecar["training"]["steps"]),
+            "sets": report}
+
+
+REAL_COLUMNS = (("val split (choose by this)", "top1", "val top-1"), ("test split, natural", "top1", "test top-1"),
+                ("test split, natural", "top5", "test top-5"), ("test split, natural", "crystal_system", "test crystal system"),
+                ("dev set, balanced", "top1", "dev balanced top-1"), ("held-out minerals", "top1", "held-out minerals top-1"),
+                ("rruff-dev", "top1", "rruff-dev top-1"), ("rruff-dev", "top5", "rruff-dev top-5"),
+                ("rruff-dev", "crystal_system", "rruff-dev crystal system"))
+
+
+def real_table(rows, names):
+    header = "| model | params | steps | " + " | ".join(c[2] for c in REAL_COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        if row["variant"] not in names:
+            continue
+        s = row["sets"]
+        cells = [f"{100 * s[name]['icsd'][key]:.1f}" if name in s else "-" for name, key, _ in REAL_COLUMNS]
+        lines.append(f"| {row['variant']} | {row['parameters']:,} | {row['steps']:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(path, rows, minutes, order=VARIANTS):
     """Write the scored rows to ``path``, keeping the other variants of an earlier report there;
     returns all the rows written."""
     if path.exists():
         scored = {row["variant"] for row in rows}
         rows = [row for row in json.loads(path.read_text())["runs"] if row["variant"] not in scored] + rows
-        rows.sort(key=lambda row: list(VARIANTS).index(row["variant"]) if row["variant"] in VARIANTS else len(VARIANTS))
+        rows.sort(key=lambda row: list(order).index(row["variant"]) if row["variant"] in order else len(order))
     path.write_text(json.dumps({"minutes_per_run": minutes, "runs": rows}, indent=2, default=float) + "\n")
     return rows
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--test-natural", required=True)
+    parser.add_argument("--dataset", default=None)
+    parser.add_argument("--test-natural", default=None)
+    parser.add_argument("--real", default=None, help="a real-structure build folder: issue 11's comparison (see above)")
     parser.add_argument("--runs", required=True)
     parser.add_argument("--minutes", type=float, default=20)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--limit", type=int, default=4000)
-    parser.add_argument("--only", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--only", nargs="*", default=None, help="variants (default: all of the mode)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--bundle", action="store_true", help="copy the trained baselines into models/ and stop")
     parser.add_argument("--report", action="store_true", help="print the tables of an earlier --json report and stop")
     args = parser.parse_args()
+    if not args.real and not (args.dataset and args.test_natural):
+        parser.error("give --real DATA, or --dataset and --test-natural")
+    args.only = args.only or list(variants(args))
+    if args.real:
+        return main_real(args)
     if args.bundle:
         return bundle_baselines(args)
     if args.report:
@@ -175,6 +239,26 @@ def main():
                          ("Ablations of CSN", ["csn", "csn-no-embedding", "csn-no-rule-head"]),
                          ("Grid step and long-tail treatment", ["csn", "csn-grid-0.1", "csn-sampler"])):
         print(f"\n{title}\n\n{table(rows, names)}")
+
+
+def main_real(args):
+    if args.report:
+        rows = json.loads(Path(args.json).read_text())["runs"]
+    else:
+        from evaluate_real import real_sources
+
+        train_all(args.only, args)
+        torch.set_num_threads(2)
+        sources, cache, rows = real_sources(args.real), {}, []
+        for name in args.only:
+            rows.append(score_real(name, args, sources, cache))
+            print(f"scored {name}", flush=True)
+        if args.json:
+            rows = write_report(Path(args.json), rows, args.minutes, order=REAL_VARIANTS)
+    for title, names in (("Architectures (real structures, same budget)", ["csn", "cnn", "nopoolcnn"]),
+                         ("Ablations of CSN", ["csn", "csn-no-embedding", "csn-no-rule-head"]),
+                         ("Grid step and long-tail treatment", ["csn", "csn-grid-0.05", "csn-sampler"])):
+        print(f"\n{title}\n\n{real_table(rows, names)}")
 
 
 if __name__ == "__main__":

@@ -134,7 +134,9 @@ def run_structures(args):
                "index_s": t2 - t1, "indexed": result.indexed, "timed_out": result.timed_out}
         top = result.candidates[0] if result.candidates else None
         if top is not None:
-            relation, n = compare_lattices(top.cell, top.centring, Cell.from_matrix(lattice), "P")
+            # against the true lattice itself: the conventional cell with its centring (a stored
+            # structure may hold a conventional or a supercell, which is not the lattice)
+            relation, n = compare_lattices(top.cell, top.centring, true_cell, space_group(sg).symbol[0])
             row.update(relation=relation, index=n, lattice=top.lattice, found_system=top.crystal_system, M20=top.M20,
                        lines=top.peaks_used, indexed_lines=top.peaks_indexed)
         else:

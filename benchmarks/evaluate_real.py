@@ -94,6 +94,35 @@ def heldout_mask(items, data_dir):
     return np.array([bool(item.record.mineral) and item.record.mineral.strip().lower() in keys for item in items])
 
 
+def real_sources(data_dir, limit=0, test_count=2000, seed=0):
+    """The structures behind the sets: dev-set items (with their balanced and held-out-mineral
+    masks) and a natural test-split sample."""
+    items = load_devset(data_dir)
+    if limit:
+        items = items[:limit]
+    return {"items": items, "balanced": np.array([item.balanced for item in items]),
+            "held": heldout_mask(items, data_dir),
+            "test": test_split_sample(data_dir, test_count, seed) if test_count else []}
+
+
+def real_sets(sources, grid, data_dir, seed=0):
+    """Issue 11's evaluation sets on one model grid: name -> (values, masks, labels)."""
+    values, masks, labels = devset_patterns(sources["items"], grid, seed=seed)
+    balanced, held = sources["balanced"], sources["held"]
+    sets = {}
+    val = val_split_set(data_dir, grid, seed)
+    if val is not None:
+        sets["val split (choose by this)"] = val
+    if sources["test"]:
+        sets["test split, natural"] = devset_patterns(sources["test"], grid, seed=seed)
+    sets.update({"dev set": (values, masks, labels),
+                 "dev set, balanced": (values[balanced], masks[balanced], labels[balanced]),
+                 "held-out minerals": (values[held], masks[held], labels[held])})
+    if (SHARED / "rruff-dev" / "labels.csv").is_file():
+        sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", grid)
+    return sets
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="a real-structure build folder (devset.npz, heldout_minerals.json)")
@@ -107,13 +136,8 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    items = load_devset(args.data)
-    if args.limit:
-        items = items[:args.limit]
-    balanced = np.array([item.balanced for item in items])
-    test_items = test_split_sample(args.data, args.test_count, args.seed) if args.test_count else []
-    held = heldout_mask(items, args.data)
-    report, tmp = {}, tempfile.TemporaryDirectory()
+    sources = real_sources(args.data, limit=args.limit, test_count=args.test_count, seed=args.seed)
+    report, tmp, cache = {}, tempfile.TemporaryDirectory(), {}
     for spec in args.model or ["bundled"]:
         label, path = spec, None
         if spec != "bundled" and Path(spec).is_dir():
@@ -122,18 +146,9 @@ def main():
         elif spec != "bundled":
             path = spec
         classifier = SpaceGroupClassifier(model=path, device="cpu", prior=args.prior, network_only=True)
-        values, masks, labels = devset_patterns(items, classifier.grid, seed=args.seed)
-        natural = devset_patterns(test_items, classifier.grid, seed=args.seed) if test_items else None
-        sets = {**({"test split, natural": natural} if natural is not None else {}),
-                "dev set": (values, masks, labels),
-                "dev set, balanced": (values[balanced], masks[balanced], labels[balanced]),
-                "held-out minerals": (values[held], masks[held], labels[held])}
-        val = val_split_set(args.data, classifier.grid, args.seed)
-        if val is not None:
-            sets = {"val split (choose by this)": val, **sets}
-        if (SHARED / "rruff-dev" / "labels.csv").is_file():
-            sets["rruff-dev"] = measured_set(SHARED / "rruff-dev", classifier.grid)
-        report[label] = evaluate_sets(classifier, sets, priors=(args.prior,))
+        if classifier.grid.step not in cache:  # the same rendered sets for every model on one grid
+            cache[classifier.grid.step] = real_sets(sources, classifier.grid, args.data, seed=args.seed)
+        report[label] = evaluate_sets(classifier, cache[classifier.grid.step], priors=(args.prior,))
         print(f"## {label}\n")
         print(markdown_table(report[label], keys=KEYS) + "\n", flush=True)
     if args.json:

@@ -101,6 +101,34 @@ def test_one_impurity_line_is_tolerated():
     assert not best.indexed[np.argmin(np.abs(best.line_two_theta - 33.3))]
 
 
+def test_short_axis_with_impurity_lines_among_the_first():
+    # A3B2 oP20 (Pnma, 11.2 x 3.83 x 11.3 A): the first lines are all h0l (the short b axis's
+    # lines start late), and two impurity lines sit among the first seven; the cell comes from
+    # completing the h0l zone (before: a wrong oS cell with M20 60 was ranked first)
+    tt, true = _lines("A3B2_oP20_62_3c_2c", zero=0.03, impurity=[15.2, 17.9])
+    best = index_pattern(tt, CU_KA1).best
+    assert best is not None and best.lattice == "oP"
+    assert compare_lattices(best.cell, best.centring, true, "P") == ("equivalent", 1)
+    assert best.peaks_indexed == best.peaks_used - 2
+
+
+def test_tetragonal_with_late_l_lines():
+    # the rutile structure with a and b stretched 3.4 times (a = 15.6, c = 2.96 A, a needle-like
+    # tunnel cell such as hollandite's): the first ten lines are all hk0, so no pair of the first
+    # lines fixes c; two impurity lines among them (before: c came out 5.53 or 6.26 A)
+    name, lattice, frac, numbers, occ, sg = _structure("A2B_tP6_136_f_a")
+    lattice = np.asarray(lattice) @ np.diag([3.4, 3.4, 1.0])
+    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(60))))
+    theta = np.arcsin(CU_KA1 / (2 * refl.d))
+    inten = refl.f2m * (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    tt = np.degrees(2 * theta)
+    tt = np.sort(tt[(inten > 0.01 * inten.max()) & (tt > 8)])[:25] + 0.03
+    best = index_pattern(np.sort(np.append(tt, [14.1, 16.2])), CU_KA1).best
+    assert best is not None and best.lattice == "tP"
+    assert compare_lattices(best.cell, best.centring, Cell.from_matrix(lattice), "P") == ("equivalent", 1)
+    assert best.c == pytest.approx(2.957, abs=0.005) and best.zero_shift == pytest.approx(0.03, abs=0.01)
+
+
 def test_rendered_pattern_through_the_peak_search():
     name, lattice, frac, numbers, occ, sg = _structure("A2B_tI12_141_e_a")
     config = cases.measured_like_config(zero_shift=-0.02, impurities=False, peak_counts=(2e4, 2e4))

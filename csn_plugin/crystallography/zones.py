@@ -1,4 +1,5 @@
-"""Ito-style zone search for monoclinic and triclinic trial cells (Ito 1949; Visser 1969).
+"""Ito-style zone search for monoclinic and triclinic trial cells (Ito 1949; Visser 1969), and
+the completion of partial cells for the higher systems.
 
 A zone of the reciprocal lattice is a plane lattice, Q(h, k) = h^2 Qa + k^2 Qb + hk R.
 
@@ -7,10 +8,19 @@ A zone of the reciprocal lattice is a plane lattice, Q(h, k) = h^2 Qa + k^2 Qb +
    (|R| <= sqrt(Qa Qb): a reduced plane basis); every such zone is scored by the number of
    lines its points explain. All pairs, lines and index pairs at once, in numpy.
 2. *Monoclinic*: a zone is taken as the h0l plane (A = Qa, C = Qb, D = R) and the missing
-   B = 1/b^2 perpendicular to it is voted for by the other lines, B = (Q - Q_zone(h, l)) / k^2
-   for small h, l and k = 1, 2; the most supported values give trial cells.
+   B = 1/b^2 perpendicular to it comes from each of the first lines the zone does not explain,
+   B = (Q - Q_zone(h, l)) / k^2 for small h, l and k = 1, 2 (all of them: a vote for the most
+   supported value was outvoted by chance coincidences of the many index choices).
 3. *Triclinic*: two zones sharing their first axis (Qa, Qb, Rab) and (Qa, Qc, Rac) fix five
    of the six parameters; the last, Rbc, is voted for by the lines the same way.
+
+4. *Completion* (tetragonal, hexagonal, orthorhombic): when the first lines all belong to one
+   zone (a short axis: its lines start late), no subset of the first lines fixes the cell. The
+   zone is found first (tetragonal / hexagonal: A = Q / (h^2+k^2) or Q / (h^2+hk+k^2), or
+   C = Q / l^2, from one of the first lines, kept when it explains at least 3 of the first 12;
+   orthorhombic: the rectangular zones of step 1, and their axes halved, since the first orders
+   of an axis are often absent), and the missing parameter is solved for from each line the zone
+   does not explain and each small index.
 
 The trials go to the indexer's quick score and refinement like those of the higher systems.
 """
@@ -68,26 +78,6 @@ def _zones(q, tolq, n_basis=7, n_keep=60):
     return np.column_stack([zone_a, zone_b, zone_r])[order], counts[order]
 
 
-def _vote(values, rel_width=0.002, top=4, min_votes=2):
-    """The most supported values (relative bins), with their counts."""
-    values = values[np.isfinite(values) & (values > 0)]
-    if not len(values):
-        return np.zeros(0)
-    logs = np.sort(np.log(values))
-    right = np.searchsorted(logs, logs + rel_width, side="right")
-    counts = right - np.arange(len(logs))
-    out = []
-    used = np.zeros(len(logs), dtype=bool)
-    for i in np.argsort(-counts, kind="stable"):
-        if len(out) >= top or counts[i] < min_votes:
-            break
-        if used[i]:
-            continue
-        out.append(float(np.exp(np.median(logs[i:right[i]]))))
-        used[max(0, i - counts[i]):right[i]] = True
-    return np.array(out)
-
-
 def _vote_signed(values, scale, width, top=4, min_votes=2):
     values = np.sort(values[np.isfinite(values)])
     if not len(values):
@@ -105,7 +95,83 @@ def _vote_signed(values, scale, width, top=4, min_votes=2):
     return np.array(out)
 
 
-def trials(family, lines, zero, deadline=None, n_zones=40):
+_PLANAR = {"tetragonal": np.array([1, 2, 4, 5, 8, 9, 10, 13, 16, 17, 18, 20, 25], dtype=float),
+           "hexagonal": np.array([1, 3, 4, 7, 9, 12, 13, 16, 19, 21, 25, 27, 28], dtype=float)}
+
+
+def _explained(q, tolq, values, scale):
+    """How many of the lines q equal scale x one of ``values`` (per scale, within tolq)."""
+    calc = scale[:, None] * values[None, :]  # (S, V)
+    return (np.abs(calc[:, :, None] - q[None, None, :]) < tolq[None, None, :]).any(axis=1).sum(axis=1)
+
+
+def _explains(q, tolq, calc):
+    """Bool per line: some calculated Q is within the line's tolerance."""
+    return (np.abs(q[:, None] - calc[None, :]) < tolq[:, None]).any(axis=1)
+
+
+def _best_scales(q, tolq, values, n_first=6, n_score=12, keep=15, min_explained=3):
+    """One-parameter sub-lattices Q = s x value: s from each of the first lines and value, kept
+    when s explains at least ``min_explained`` of the first ``n_score`` lines (best first)."""
+    s = (q[:n_first, None] / values[None, :]).ravel()
+    if not len(s):
+        return s
+    # least squares on the lines each explains (the first line alone carries its error), then
+    # one per 0.1 %
+    calc = s[:, None, None] * values[None, :, None]  # (S, V, N)
+    near = np.abs(calc - q[None, None, :n_score]) < tolq[None, None, :n_score]
+    v_of = np.where(near, values[None, :, None], 0.0).max(axis=1)  # (S, N): the value of each explained line
+    s = np.where((v_of > 0).sum(axis=1) >= 2, (v_of * q[None, :n_score]).sum(axis=1) / np.maximum((v_of**2).sum(axis=1), 1e-30), s)
+    s = np.sort(s)
+    s = s[np.concatenate([[True], np.diff(s) > 1e-3 * s[1:]])]
+    counts = _explained(q[:n_score], tolq[:n_score], values, s)
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] >= min_explained][:keep]
+    return s[order]
+
+
+def completion_trials(family, lines, zero, n_lines=20, n_new=8, n_rect=10):
+    """Trial parameters that complete a zone of the first lines (step 4): tetragonal and
+    hexagonal (A, C), orthorhombic (A, B, C). The missing parameter comes from each of the
+    first ``n_new`` lines the zone does not explain with each small index (l = 1, 2; h, k <= 3),
+    all at once: exhaustive, since chance coincidences of many index choices outvote the true
+    value in a vote."""
+    q = lines.q(zero)[:n_lines]
+    tolq = lines.tol[:n_lines] * lines.dq(zero)[:n_lines] * 1.5
+    n_out = 3 if family == "orthorhombic" else 2
+    if len(q) < n_out + 3:
+        return np.zeros((0, n_out))
+    l2 = np.array([1.0, 4.0])
+    rows = []
+    if family in ("tetragonal", "hexagonal"):
+        planar = _PLANAR[family]
+        with_zero = np.concatenate([[0.0], planar])
+        axial = np.arange(1, 9, dtype=float) ** 2
+        for a in _best_scales(q, tolq, planar):  # the hk0 zone first: C from the other lines
+            new = q[~_explains(q, tolq, a * planar)][:n_new]
+            c = ((new[:, None, None] - a * with_zero[None, :, None]) / l2[None, None, :]).ravel()
+            rows.append(np.column_stack([np.full(len(c), a), c]))
+        for c in _best_scales(q, tolq, axial):  # the 00l row first: A from the other lines
+            new = q[~_explains(q, tolq, c * axial)][:n_new]
+            a = ((new[:, None, None] - c * np.array([0.0, 1.0, 4.0])[None, None, :]) / planar[None, :, None]).ravel()
+            rows.append(np.column_stack([a, np.full(len(a), c)]))
+    else:
+        zones, counts = _zones(q, tolq, n_keep=60)
+        rect = zones[(counts >= 3) & (np.abs(zones[:, 2]) <= np.median(tolq))][:n_rect]
+        hk = np.array([(h, k) for h in range(4) for k in range(4)], dtype=float)
+        halves = [(1.0, 1.0), (0.25, 1.0), (1.0, 0.25), (0.25, 0.25)]  # h00 / 0k0 with h, k odd may be absent
+        for qa, qb in [(qa * fa, qb * fb) for qa, qb, _ in rect for fa, fb in halves]:
+            qz = qa * hk[:, 0] ** 2 + qb * hk[:, 1] ** 2
+            new = q[~_explains(q, tolq, qz[1:])][:n_new]
+            c = ((new[:, None, None] - qz[None, :, None]) / l2[None, None, :]).ravel()
+            rows.append(np.column_stack([np.full(len(c), qa), np.full(len(c), qb), c]))
+    if not rows:
+        return np.zeros((0, n_out))
+    out = np.concatenate(rows)
+    return out[(out > 0).all(axis=1)]
+
+
+def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8):
     """Trial parameter rows: monoclinic (A, B, C, D) with Q = A h^2 + B k^2 + C l^2 + D hl;
     triclinic (A, B, C, D, E, F) with Q = A h^2 + B k^2 + C l^2 + D hk + E hl + F kl."""
     q = lines.q(zero)
@@ -120,16 +186,18 @@ def trials(family, lines, zero, deadline=None, n_zones=40):
     hl = np.array([(h, l) for h in range(-3, 4) for l in range(0, 4) if not (l == 0 and h < 0)])
     rows = []
     if family == "monoclinic":
+        k2 = np.array([1.0, 4.0])
         for qa, qc, r in zones:
             if deadline is not None and time.perf_counter() > deadline:
                 break
             qz = qa * hl[:, 0] ** 2 + qc * hl[:, 1] ** 2 + r * hl[:, 0] * hl[:, 1]
-            votes = []
-            for k in (1, 2):
-                votes.append(((q[:, None] - qz[None, :]) / (k * k)).ravel())
-            for b in _vote(np.concatenate(votes)):
-                rows.append((qa, b, qc, r))
-        return np.array(rows).reshape(-1, 4)
+            # B from each of the first lines the zone does not explain, with each small h, l
+            # and k = 1, 2 (exhaustive: see completion_trials)
+            new = q[~_explains(q, tolq, qz[qz > 0])][:n_new]
+            b = ((new[:, None, None] - qz[None, :, None]) / k2[None, None, :]).ravel()
+            b = b[b > 0]
+            rows.append(np.column_stack([np.full(len(b), qa), b, np.full(len(b), qc), np.full(len(b), r)]))
+        return np.concatenate(rows) if rows else np.zeros((0, 4))
     # triclinic: pairs of zones that share their first axis
     hkl = np.array([(h, k, l) for h in range(-2, 3) for k in range(1, 3) for l in (-2, -1, 1, 2)])
     for i in range(len(zones)):
