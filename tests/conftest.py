@@ -1,6 +1,8 @@
-"""Fixtures shared by the model-side tests, and the shared helper module of the crystallography
-tests (``crystallography_cases.py``, also read by benchmarks/bench_indexing.py), registered here
-once so that test modules simply ``import crystallography_cases`` under pytest's importlib mode."""
+"""Fixtures shared by the model-side tests, and the shared helper modules: the crystallography
+tests' ``crystallography_cases.py`` (also read by benchmarks/bench_indexing.py) and the throwaway
+plugins' classifier source ``throwaway_sources.py``, registered here once so that test modules
+simply ``import crystallography_cases`` / ``from throwaway_sources import PROJECTION`` under
+pytest's importlib mode."""
 
 import importlib.util
 import sys
@@ -8,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-if "crystallography_cases" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("crystallography_cases", Path(__file__).with_name("crystallography_cases.py"))
-    sys.modules["crystallography_cases"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["crystallography_cases"])
+for _name in ("crystallography_cases", "throwaway_sources"):
+    if _name not in sys.modules:
+        _spec = importlib.util.spec_from_file_location(_name, Path(__file__).with_name(f"{_name}.py"))
+        sys.modules[_name] = importlib.util.module_from_spec(_spec)
+        _spec.loader.exec_module(sys.modules[_name])
 
 
 @pytest.fixture(autouse=True, scope="module")

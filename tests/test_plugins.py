@@ -16,6 +16,7 @@ from csn_plugin.pattern import Pattern
 from csn_plugin.plugins import PluginWarning
 from csn_plugin.readers import BUILTIN_READERS
 from csn_plugin.testing import CHECKS, check_classifier
+from throwaway_sources import PROJECTION  # the throwaway classifier's source, registered by conftest.py
 
 THROWAWAY_MODULES = {
     "csn_throwaway_broken_load": """
@@ -45,7 +46,7 @@ THROWAWAY_MODULES = {
         def pxrd_menu_item():  # a typo: no such hook
             return []
     """,
-    "csn_throwaway_good": """
+    "csn_throwaway_good": textwrap.dedent("""
         import json
         from pathlib import Path
 
@@ -75,45 +76,7 @@ THROWAWAY_MODULES = {
                                metadata={"wavelength_source": "file"})
 
 
-        class ProjectionClassifier:
-            '''A fixed random linear map of the model-grid pattern, softmaxed: real, deterministic, cheap.'''
-            name = "projection"
-
-            def __init__(self, **options):
-                self.grid = ModelGrid()
-                self.weights = np.random.default_rng(0).normal(size=(self.grid.size, 230))
-
-            def probabilities(self, obj, wavelength=None):
-                pattern = to_pattern(obj, wavelength)
-                try:
-                    values, mask = self.grid.resample(pattern.two_theta, pattern.intensity, pattern.wavelength)
-                except ValueError as error:
-                    raise PatternError(pattern.source, str(error)) from None
-                logits = values @ self.weights / np.sqrt(max(mask.sum(), 1.0))
-                exp = np.exp(logits - logits.max())
-                return pattern.source, exp / exp.sum()
-
-            def result(self, source, probabilities, top_k):
-                order = np.argsort(-probabilities)[:top_k]
-                systems = np.bincount(symmetry.group_to_crystal_system(), probabilities, len(symmetry.CRYSTAL_SYSTEMS))
-                lattices = np.bincount(symmetry.group_to_bravais(), probabilities, len(symmetry.BRAVAIS_LATTICES))
-                return ClassificationResult(
-                    source=source,
-                    predictions=[SpaceGroupPrediction(int(i) + 1, symmetry.space_group(int(i) + 1).symbol,
-                                                      float(probabilities[i])) for i in order],
-                    probabilities=probabilities,
-                    crystal_systems=dict(zip(symmetry.CRYSTAL_SYSTEMS, map(float, systems))),
-                    bravais_lattices=dict(zip(symmetry.BRAVAIS_LATTICES, map(float, lattices))),
-                    model=self.name,
-                )
-
-            def predict(self, obj, top_k=5, wavelength=None):
-                return self.predict_many([obj], top_k=top_k, wavelength=wavelength)[0]
-
-            def predict_many(self, objs, top_k=5, batch_size=256, wavelength=None):
-                if not 1 <= top_k <= 230:
-                    raise ValueError(f"top_k must be in 1..230, got {top_k}")
-                return [self.result(*self.probabilities(obj, wavelength), top_k) for obj in objs]
+    """) + PROJECTION + textwrap.dedent("""
 
 
         @hookimpl
@@ -129,7 +92,7 @@ THROWAWAY_MODULES = {
         @hookimpl
         def pxrd_menu_items():
             return [MenuItem("Count points (throwaway)", lambda data: len(to_pattern(data)), "number of points")]
-    """,
+    """),
 }
 ENTRY_POINTS = {
     "throwaway_broken_load": "csn_throwaway_broken_load",
