@@ -51,16 +51,13 @@ VARIANTS = {
     "csn-grid-0.1": ("csn", {}, 0.1, "logit-adjust", "choices"),
     "csn-sampler": ("csn", {}, 0.05, "sampler", "choices"),
 }
-# the real-structure comparison (--real): the bundled model's 0.1-deg grid is the base
-REAL_VARIANTS = {
-    "csn": ("csn", {}, 0.1, "logit-adjust", "architectures"),
-    "cnn": ("cnn", {}, 0.1, "logit-adjust", "architectures"),
-    "nopoolcnn": ("nopoolcnn", {}, 0.1, "logit-adjust", "architectures"),
-    "csn-no-embedding": ("csn", {"use_embedding_attention": False}, 0.1, "logit-adjust", "ablations"),
-    "csn-no-rule-head": ("csn", {"use_rule_head": False}, 0.1, "logit-adjust", "ablations"),
-    "csn-grid-0.05": ("csn", {}, 0.05, "logit-adjust", "choices"),
-    "csn-sampler": ("csn", {}, 0.1, "sampler", "choices"),
-}
+# the real-structure comparison (--real): the same variants on the bundled model's 0.1-deg grid,
+# and the 0.05-deg grid as the choice
+REAL_VARIANTS = {**{name: (arch, overrides, 0.1, balance, table)
+                    for name, (arch, overrides, _, balance, table) in VARIANTS.items()
+                    if name in ("csn", "cnn", "nopoolcnn", "csn-no-embedding", "csn-no-rule-head")},
+                 "csn-grid-0.05": ("csn", {}, 0.05, "logit-adjust", "choices"),
+                 "csn-sampler": ("csn", {}, 0.1, "sampler", "choices")}
 
 
 def variants(args):
@@ -105,12 +102,17 @@ def score(name, args, cache):
     if key not in cache:
         cache[key] = evaluation_sets(classifier.grid, args.test_natural, limit=args.limit, pdcif_structures=False)
     report = evaluate_sets(classifier, cache[key], priors=("uniform", "icsd", "mp"))
-    sidecar = json.loads((run / "model.json").read_text())
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return {**run_row(name, args, classifier, report), "val_top1_uniform": log[-1].get("val_top1")}
+
+
+def run_row(name, args, classifier, report):
+    """The report row of one trained variant: its size, its training record and its scores."""
+    sidecar = json.loads((Path(args.runs) / name / "model.json").read_text())
     return {"variant": name, "table": variants(args)[name][4], "parameters": parameter_count(classifier.model),
             "steps": sidecar["training"]["steps"], "minutes": sidecar["training"]["minutes"],
             "seconds_per_step": 60 * sidecar["training"]["minutes"] / max(1, sidecar["training"]["steps"]),
-            "val_top1_uniform": log[-1].get("val_top1"), "sets": report}
+            "sets": report}
 
 
 def table(rows, names):
@@ -165,12 +167,7 @@ def score_real(name, args, sources, cache):
     classifier = SpaceGroupClassifier(model=run / "model.safetensors", device="cpu", prior="icsd", network_only=True)
     if classifier.grid.step not in cache:
         cache[classifier.grid.step] = real_sets(sources, classifier.grid, args.real)
-    report = evaluate_sets(classifier, cache[classifier.grid.step], priors=("icsd",))
-    sidecar = json.loads((run / "model.json").read_text())
-    return {"variant": name, "table": REAL_VARIANTS[name][4], "parameters": parameter_count(classifier.model),
-            "steps": sidecar["training"]["steps"], "minutes": sidecar["training"]["minutes"],
-            "seconds_per_step": 60 * sidecar["training"]["minutes"] / max(1, sidecar["training"]["steps"]),
-            "sets": report}
+    return run_row(name, args, classifier, evaluate_sets(classifier, cache[classifier.grid.step], priors=("icsd",)))
 
 
 REAL_COLUMNS = (("val split (choose by this)", "top1", "val top-1"), ("test split, natural", "top1", "test top-1"),

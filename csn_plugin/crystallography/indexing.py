@@ -17,9 +17,9 @@ reflection's Q is linear in the family's quadratic-form parameters p:
    200, 020, 002) to an Ito-style zone search (:mod:`.zones`: two-dimensional zones found from
    pairs of lines and the lines that fit Q(h,k) = h^2 Qa + k^2 Qb + hk R, completed into
    cells); triclinic trials come from the zone search alone. Tetragonal, hexagonal and
-   orthorhombic trials also complete a zone of the first lines with a parameter voted for by
-   all lines (:func:`.zones.completion_trials`: a short axis whose lines start late, which no
-   subset of the first lines can fix). The number of trials is capped
+   orthorhombic trials also complete a zone of the first lines with the missing parameter
+   solved from each line the zone does not explain (:func:`.zones.completion_trials`: a short
+   axis whose lines start late, which no subset of the first lines can fix). The number of trials is capped
    by a fixed work budget, MAX_TRIALS (the earliest lines' subsets are kept), not by the clock.
 2. *Quick score*, vectorised over the trials: the nearest calculated Q to each of the first
    lines (sorted rows and one ``searchsorted``), a de Wolff-like merit with the lattice
@@ -55,6 +55,9 @@ FAMILIES = ("cubic", "tetragonal", "hexagonal", "orthorhombic", "monoclinic", "t
 CENTRINGS_OF = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R"),
                 "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I"),
                 "triclinic": ("P",)}
+# index limits (all, l) of the reflections the quick score and the polish compare lines with
+_SCORE_BOX = {"cubic": (7, 7), "tetragonal": (7, 12), "hexagonal": (7, 12), "orthorhombic": (7, 7),
+              "monoclinic": (4, 4), "triclinic": (3, 3)}
 MAX_TRIALS = 150_000  # per family and zero-shift start: the deterministic work budget (natural counts: <= 70,000)
 N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
 _DEG = math.pi / 180
@@ -426,8 +429,7 @@ def _polish(family, params, lines, zero, n_check, chunk=256, loose=4.0):
         return params
     q = lines.q(zero)[:n_check]
     tolq = (lines.tol * lines.dq(zero))[:n_check] * 1.5
-    lim, l_lim = {"cubic": (7, 7), "tetragonal": (7, 12), "hexagonal": (7, 12), "orthorhombic": (7, 7),
-                  "monoclinic": (4, 4), "triclinic": (3, 3)}[family]
+    lim, l_lim = _SCORE_BOX[family]
     _, forms, _ = _index_box(family, lim, l_lim)
     n = params.shape[1]
     out = params.copy()
@@ -592,8 +594,7 @@ def _quick_score_pass(family, params, lines, zero, n_check, max_unindexed, v_ran
     tolq = (lines.tol * lines.dq(zero))[:n_check] * 1.5
     q_n = q[-1]
     n_par = N_PARAMS[family]
-    lim, l_lim = {"cubic": (7, 7), "tetragonal": (7, 12), "hexagonal": (7, 12), "orthorhombic": (7, 7),
-                  "monoclinic": (4, 4), "triclinic": (3, 3)}[family]
+    lim, l_lim = _SCORE_BOX[family]
     _, forms, allowed = _index_box(family, lim, l_lim)
     allowed_m = np.stack([allowed[c] for c in centrings])  # (C, H)
     scores = np.zeros(len(params))

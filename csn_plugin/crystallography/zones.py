@@ -12,7 +12,7 @@ A zone of the reciprocal lattice is a plane lattice, Q(h, k) = h^2 Qa + k^2 Qb +
    B = (Q - Q_zone(h, l)) / k^2 for small h, l and k = 1, 2 (all of them: a vote for the most
    supported value was outvoted by chance coincidences of the many index choices).
 3. *Triclinic*: two zones sharing their first axis (Qa, Qb, Rab) and (Qa, Qc, Rac) fix five
-   of the six parameters; the last, Rbc, is voted for by the lines the same way.
+   of the six parameters; the last, Rbc, is voted for by the lines (the most supported values).
 
 4. *Completion* (tetragonal, hexagonal, orthorhombic): when the first lines all belong to one
    zone (a short axis: its lines start late), no subset of the first lines fixes the cell. The
