@@ -57,7 +57,13 @@ REAL_VARIANTS = {**{name: (arch, overrides, 0.1, balance, table)
                     for name, (arch, overrides, _, balance, table) in VARIANTS.items()
                     if name in ("csn", "cnn", "nopoolcnn", "csn-no-embedding", "csn-no-rule-head")},
                  "csn-grid-0.05": ("csn", {}, 0.05, "logit-adjust", "choices"),
-                 "csn-sampler": ("csn", {}, 0.1, "sampler", "choices")}
+                 "csn-sampler": ("csn", {}, 0.1, "sampler", "choices"),
+                 # issue 11 section 2, what transfers: a sixth field holds the run's extra `csn train` options
+                 "csn-jitter": ("csn", {}, 0.1, "logit-adjust", "transfer", {"--render": {"intensity_jitter": 0.4}}),
+                 "csn-weak-dropout": ("csn", {}, 0.1, "logit-adjust", "transfer",
+                                      {"--render": {"weak_dropout": 0.5, "weak_threshold": 0.05}}),
+                 "csn-no-random": ("csn", {}, 0.1, "logit-adjust", "transfer", {"--random-share": 0.0}),
+                 "csn-random-0.3": ("csn", {}, 0.1, "logit-adjust", "transfer", {"--random-share": 0.3})}
 
 
 def variants(args):
@@ -70,9 +76,11 @@ LEARNING_RATES = {"nopoolcnn": 5e-4}
 
 
 def train_command(name, args):
-    architecture, overrides, step, balance, _ = variants(args)[name]
+    architecture, overrides, step, balance, _, *extra = variants(args)[name]
     dataset = str(Path(args.real) / "peaks") if args.real else args.dataset
-    return ["csn", "train", "--dataset", dataset, "--out", str(Path(args.runs) / name),
+    options = [str(item) for key, value in (extra[0] if extra else {}).items()
+               for item in (key, json.dumps(value) if isinstance(value, dict) else value)]
+    return ["csn", "train", *options, "--dataset", dataset, "--out", str(Path(args.runs) / name),
             "--architecture", architecture, "--model", json.dumps(overrides), "--grid-step", str(step),
             "--balance", balance, "--steps", "1000000", "--max-minutes", str(args.minutes),
             "--batch-size", "128", "--lr", str(LEARNING_RATES.get(name, 2e-3)), "--val-every", "250", "--threads", "1", "--seed", "0"]
@@ -254,7 +262,9 @@ def main_real(args):
             rows = write_report(Path(args.json), rows, args.minutes, order=REAL_VARIANTS)
     for title, names in (("Architectures (real structures, same budget)", ["csn", "cnn", "nopoolcnn"]),
                          ("Ablations of CSN", ["csn", "csn-no-embedding", "csn-no-rule-head"]),
-                         ("Grid step and long-tail treatment", ["csn", "csn-grid-0.05", "csn-sampler"])):
+                         ("Grid step and long-tail treatment", ["csn", "csn-grid-0.05", "csn-sampler"]),
+                         ("What transfers (issue 11, section 2)", ["csn", "csn-jitter", "csn-weak-dropout", "csn-no-random",
+                                                                   "csn-random-0.3"])):
         print(f"\n{title}\n\n{real_table(rows, names)}")
 
 

@@ -1,7 +1,9 @@
 """Issue 11's network-only targets for one or more models, in one run (same rendered sets):
 
-- val split: the 512 val-split structures of the peak shards (shard 0), the set a choice between
-  models is made on;
+- val split: 2,000 structures drawn at random from the val split (structure types and minerals
+  never trained on), the set a choice between models is made on (until session 6 it was the 512
+  val-split structures of the peak shards' shard 0, now reported as "val shard 0": the trainer's
+  monitor, too small to tell close models apart);
 - test split, natural: structures drawn at random from the test split (the issue's "real-structure
   test": the natural distribution of unseen structure types);
 - dev set: drawn from the test split of the real-structure store (structure types and minerals
@@ -72,19 +74,19 @@ def val_split_set(data_dir, grid, seed=0):
     return values.numpy(), masks.numpy(), np.asarray(data.space_groups)[:n]
 
 
-def test_split_sample(data_dir, count, seed=0, max_atoms=400):
-    """``count`` structures drawn at random from the test split (the natural distribution of
-    structure types never trained on, unlike the dev set, which caps each group), as dev-set-like
-    items for :func:`csn_plugin.synth.devset.devset_patterns`."""
+def split_sample(data_dir, count, which="test", seed=0, max_atoms=400):
+    """``count`` structures drawn at random from the ``which`` split ("test" or "val": the natural
+    distribution of structure types never trained on, unlike the dev set, which caps each group),
+    as dev-set-like items for :func:`csn_plugin.synth.devset.devset_patterns`."""
     from types import SimpleNamespace
 
     from csn_plugin.synth.arrays import StructureStore
-    from csn_plugin.synth.splits import TEST, load_splits
+    from csn_plugin.synth.splits import TEST, VAL, load_splits
 
     store = StructureStore(data_dir)
     split = load_splits(data_dir, store)
-    test = np.flatnonzero((split == TEST) & (np.diff(store.offsets) <= max_atoms))
-    chosen = np.sort(np.random.default_rng(seed).choice(test, size=min(count, len(test)), replace=False))
+    pool = np.flatnonzero((split == {"test": TEST, "val": VAL}[which]) & (np.diff(store.offsets) <= max_atoms))
+    chosen = np.sort(np.random.default_rng(seed).choice(pool, size=min(count, len(pool)), replace=False))
     return [SimpleNamespace(record=store.record(int(i)), space_group=int(store.space_group[i])) for i in chosen]
 
 
@@ -102,7 +104,8 @@ def real_sources(data_dir, limit=0, test_count=2000, seed=0):
         items = items[:limit]
     return {"items": items, "balanced": np.array([item.balanced for item in items]),
             "held": heldout_mask(items, data_dir),
-            "test": test_split_sample(data_dir, test_count, seed) if test_count else []}
+            "test": split_sample(data_dir, test_count, "test", seed) if test_count else [],
+            "val": split_sample(data_dir, test_count, "val", seed) if test_count else []}
 
 
 def real_sets(sources, grid, data_dir, seed=0):
@@ -110,9 +113,11 @@ def real_sets(sources, grid, data_dir, seed=0):
     values, masks, labels = devset_patterns(sources["items"], grid, seed=seed)
     balanced, held = sources["balanced"], sources["held"]
     sets = {}
+    if sources["val"]:
+        sets["val split (choose by this)"] = devset_patterns(sources["val"], grid, seed=seed)
     val = val_split_set(data_dir, grid, seed)
     if val is not None:
-        sets["val split (choose by this)"] = val
+        sets["val shard 0"] = val
     if sources["test"]:
         sets["test split, natural"] = devset_patterns(sources["test"], grid, seed=seed)
     sets.update({"dev set": (values, masks, labels),
@@ -129,7 +134,7 @@ def main():
     parser.add_argument("--model", action="append", default=None, help="bundled, a .safetensors path or a run folder; repeatable")
     parser.add_argument("--prior", default="icsd")
     parser.add_argument("--limit", type=int, default=0, help="at most this many dev structures (0: all)")
-    parser.add_argument("--test-count", type=int, default=2000, help="test-split structures drawn at random (0: none)")
+    parser.add_argument("--test-count", type=int, default=2000, help="test-split (and val-split) structures drawn at random (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", default=None)

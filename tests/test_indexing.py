@@ -163,3 +163,36 @@ def test_measured_mno_is_cubic_f():
     assert result.indexed
     assert result.best.lattice == "cF"
     assert result.best.a == pytest.approx(4.445, abs=0.02)
+
+
+@pytest.mark.parametrize("family", ["orthorhombic", "monoclinic"])
+def test_fast_screen_counts_what_brute_force_counts(family):
+    """The fast screen (nearest integer h of every (k, l) row, rows out of reach skipped) finds the
+    same indexed lines and the same number of calculated lines as enumerating every hkl."""
+    from csn_plugin.crystallography import indexing
+
+    rng = np.random.default_rng(5)
+    tt = np.sort(rng.uniform(12, 48, 9))
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 0.0)
+    q, tolq = lines.q(), lines.tol * lines.dq() * 1.5
+    # trials through the observed lines: A from a line, the rest random, so hits are not rare
+    n_par = indexing.N_PARAMS[family]
+    params = rng.uniform(0.005, 0.12, (400, n_par))
+    params[:, 0] = q[rng.integers(0, 3, 400)] / rng.integers(1, 4, 400) ** 2
+    if family == "monoclinic":
+        params[:, 3] = rng.uniform(-0.8, 0.8, 400) * np.sqrt(params[:, 0] * params[:, 2])  # beta within range
+    ok, merit, n_hit, _ = indexing._fast_pass1(family, params, lines, 0.0, len(q), 9, (0.0, np.inf), 0.75, 4)
+    r = np.arange(-40, 41)
+    h, k, l = np.meshgrid(r, np.arange(0, 5), np.arange(0, 5), indexing="ij")
+    h, k, l = h.ravel(), k.ravel(), l.ravel()
+    keep = ~((h == 0) & (k == 0) & (l == 0)) & ~((l == 0) & (h < 0))
+    if family == "orthorhombic":
+        keep &= h >= 0
+    h, k, l = h[keep], k[keep], l[keep]
+    checked = 0
+    for row, (p, hits) in enumerate(zip(params[ok], n_hit)):
+        qc = p[0] * h * h + p[1] * k * k + p[2] * l * l + (p[3] * h * l if family == "monoclinic" else 0)
+        expected = int((np.abs(qc[:, None] - q[None, :]) < tolq[None, :]).any(axis=0).sum())
+        assert hits == expected, (row, p)
+        checked += hits > 0
+    assert ok.sum() > 300 and checked > 100

@@ -277,3 +277,40 @@ def test_cuda_matches_cpu_for_clean_render():
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-4)
     noisy, _ = render(d.cuda(), f.cuda(), GRID.cuda(), torch.Generator(device="cuda").manual_seed(0))
     assert torch.isfinite(noisy).all()
+
+
+def _peak_height(pattern, row, two_theta):
+    return float(pattern[row][(GRID - two_theta).abs() < 0.15].max())
+
+
+def test_weak_dropout_removes_only_weak_reflections():
+    # a strong line, a weak one (2 % of it, below the 5 % threshold) and a medium one (30 %)
+    rows = [[(30.0, 1.0), (40.0, 0.02), (50.0, 0.3)]] * 64
+    d, f = sticks(*rows)
+    kept, _ = render(d, f, GRID, gen(), clean())
+    assert min(_peak_height(kept, i, 40.0) for i in range(64)) > 0.005   # visible without dropout
+    dropped, _ = render(d, f, GRID, gen(), clean(weak_dropout=1.0, weak_threshold=0.05))
+    for i in range(64):
+        assert _peak_height(dropped, i, 40.0) < 1e-6
+        assert _peak_height(dropped, i, 30.0) == pytest.approx(1.0, abs=1e-4)
+        assert _peak_height(dropped, i, 50.0) == pytest.approx(_peak_height(kept, i, 50.0), rel=1e-3)
+    half, _ = render(d, f, GRID, gen(3), clean(weak_dropout=0.5, weak_threshold=0.05))
+    removed = sum(_peak_height(half, i, 40.0) < 1e-6 for i in range(64))
+    assert 16 <= removed <= 48                                             # about half of the 64
+
+
+def test_intensity_jitter_changes_ratios_not_positions():
+    rows = [[(30.0, 1.0), (50.0, 1.0)]] * 64
+    d, f = sticks(*rows)
+    plain, _ = render(d, f, GRID, gen(), clean())
+    jittered, _ = render(d, f, GRID, gen(), clean(intensity_jitter=0.4))
+    ratio = lambda p, i: _peak_height(p, i, 50.0) / _peak_height(p, i, 30.0)
+    plain_ratios = np.array([ratio(plain, i) for i in range(64)])
+    ratios = np.log([ratio(jittered, i) for i in range(64)])
+    assert np.ptp(plain_ratios) < 1e-4
+    # ln of a ratio of two independent log-normal factors: sd 0.4 * sqrt(2)
+    assert 0.35 < np.std(ratios) < 0.8
+    for i in range(64):
+        for tt in (30.0, 50.0):
+            window = (GRID - tt).abs() < 0.3
+            assert float(GRID[window][jittered[i][window].argmax()]) == pytest.approx(tt, abs=0.006)

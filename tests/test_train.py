@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from csn_plugin.cli.main import cli
 from csn_plugin.nets.store import load_model
-from csn_plugin.training.train import BatchSampler, TrainConfig, learning_rate, loss_terms, rule_target_table, train
+from csn_plugin.training.train import BatchSampler, MixedSampler, TrainConfig, learning_rate, loss_terms, rule_target_table, train
 
 pytestmark = pytest.mark.one_thread
 
@@ -203,3 +203,32 @@ def test_cli_rejects_bad_model_json(dataset_dir, tmp_path):
     result = CliRunner().invoke(cli, ["train", "--dataset", str(dataset_dir), "--out", str(tmp_path / "x"), "--model", "{dim: 3"])
     assert result.exit_code != 0
     assert "not JSON" in result.output
+
+
+def test_mixed_sampler_draws_the_chosen_share_of_random_items():
+    labels = np.repeat(np.arange(10), 100)
+    is_random = np.arange(1000) < 100                       # the first 100 items (all group 0) are random crystals
+    for share in (0.0, 0.3, 1.0):
+        sampler = MixedSampler(labels, np.arange(1000), is_random, share, "none", np.random.default_rng(2))
+        drawn = sampler.sample(20000)
+        assert abs(is_random[drawn].mean() - share) < 0.02
+        expected = sampler.expected_counts()
+        assert expected[0] == pytest.approx(share)                    # group 0 lives in the random part only
+        assert expected.sum() == pytest.approx(1.0)
+    stored = MixedSampler(labels, np.arange(1000), is_random, -1, "none", np.random.default_rng(2))
+    assert abs(is_random[stored.sample(20000)].mean() - 0.1) < 0.02     # negative: as the dataset holds them
+    with pytest.raises(ValueError, match="random_share 0.5"):
+        MixedSampler(labels, np.arange(1000), np.zeros(1000, bool), 0.5, "none", np.random.default_rng(2))
+
+
+def test_cli_render_overrides_and_random_share_reach_the_run(dataset_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", str(dataset_dir), "--out", str(out), "--steps", "2", "--batch-size", "4",
+            "--grid-step", "0.1", "--architecture", "mlp", "--model", '{"hidden": 16}', "--val-every", "1",
+            "--render", '{"intensity_jitter": 0.3, "two_theta_start": [5, 10]}', "--random-share", "0"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["render"] == {"intensity_jitter": 0.3, "two_theta_start": [5, 10]} and saved["random_share"] == 0.0
+    bad = CliRunner().invoke(cli, args[:-4] + ["--render", '{"jitter": 1}'])
+    assert bad.exit_code != 0 and "not RenderConfig fields: jitter" in bad.output

@@ -263,16 +263,15 @@ def lattice_symmetry(cell: Cell, centring="P", length_tol=0.01, angle_tol=1.0) -
         order = np.argsort(j_idx, kind="stable")
         j_sorted, i_sorted = j_idx[order], i_idx[order]
         starts = np.searchsorted(j_sorted, np.arange(n))
-        stops = np.searchsorted(j_sorted, np.arange(n), side="right")
-        tri = []
-        for j in range(n):
-            members = i_sorted[starts[j]:stops[j]]
-            if len(members) < 1:
-                continue
-            ii, kk = np.meshgrid(members, members, indexing="ij")
-            keep = ii != kk
-            tri.append(np.column_stack([ii[keep], np.full(keep.sum(), j), kk[keep]]))
-        tri = np.concatenate(tri) if tri else np.zeros((0, 3), dtype=int)
+        counts = np.searchsorted(j_sorted, np.arange(n), side="right") - starts
+        # every ordered pair (i, k) of the members of each j, j ascending, i major, k minor
+        pairs = counts * counts
+        jj = np.repeat(np.arange(n), pairs)
+        offset = np.arange(pairs.sum()) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+        ii = i_sorted[starts[jj] + offset // counts[jj]]
+        kk = i_sorted[starts[jj] + offset % counts[jj]]
+        keep = ii != kk
+        tri = np.column_stack([ii[keep], jj[keep], kk[keep]])
     else:
         tri = np.zeros((0, 3), dtype=int)
     results = []

@@ -500,6 +500,7 @@ def _fast_pass1(family, params, lines, zero, n_check, max_unindexed, v_range, pe
     q = lines.q(zero)[:n_check]
     tolq = (lines.tol * lines.dq(zero))[:n_check] * 1.5
     q_n = float(q[-1])
+    q_reach = float(np.max(q + tolq))  # a calculated line above this indexes no observed one
     eps_floor = 0.1 * float(np.median(tolq))
     dist = np.full((len(p), len(q)), np.inf)
     if l_max is None:
@@ -520,55 +521,67 @@ def _fast_pass1(family, params, lines, zero, n_check, max_unindexed, v_range, pe
             cnt = np.where(q_n - c[:, 0] * l * l >= 0, cnt - (1 if l == 0 else 0), 0)
             n_calc += cnt
     elif family == "monoclinic":
-        a, b, c, dd = p[:, 0:1], p[:, 1:2], p[:, 2:3], p[:, 3:4]
+        a, b, c, dd = (p[:, i] for i in range(4))
+        c_low = c - dd * dd / (4 * a)  # the lowest Q of an (h, k, l) row over real h is B k^2 + c_low l^2
         n_calc = np.zeros(len(p))
         kl_max = min(l_max, 6)
         for k in range(0, kl_max + 1):
             for l in range(0, kl_max + 1):
+                rows = _reaching(b * k * k + c_low * l * l, q_reach)
+                if rows is None:
+                    continue  # no trial has a line of this row below the last observed one
+                ar, br, cr, dr = a[rows, None], b[rows, None], c[rows, None], dd[rows, None]
                 # A h^2 + D l h + (B k^2 + C l^2 - q) = 0: the nearest integer roots
-                rest = b * k * k + c * l * l - q[None, :]
-                disc = np.clip((dd * l) ** 2 - 4 * a * rest, 0, None)
+                rest = br * k * k + cr * l * l - q[None, :]
+                sq = np.sqrt(np.clip((dr * l) ** 2 - 4 * ar * rest, 0, None))
+                local = dist[rows]
                 for sign in (-1.0, 1.0):
-                    root = (-dd * l + sign * np.sqrt(disc)) / (2 * a)
+                    if l == 0 and sign < 0:
+                        continue  # h and -h coincide in the h k 0 row
+                    root = (-dr * l + sign * sq) / (2 * ar)
                     for hh in (np.floor(root), np.ceil(root)):
-                        if l == 0 and sign < 0:
-                            continue  # h and -h coincide in the h k 0 row
-                        bad = (hh == 0) & (k == 0) & (l == 0)
-                        val = a * hh * hh + dd * l * hh + b * k * k + c * l * l
-                        d_ = np.where(bad, np.inf, np.abs(val - q[None, :]))
-                        dist = np.minimum(dist, d_)
+                        d_ = np.abs(hh * (ar * hh + dr * l) + rest)
+                        if k == 0 and l == 0:
+                            d_ = np.where(hh == 0, np.inf, d_)
+                        np.minimum(local, d_, out=local)
+                dist[rows] = local
                 # calculated lines up to q_n for this (k, l): integers between the roots
-                rest_n = b[:, 0] * k * k + c[:, 0] * l * l - q_n
-                disc_n = (dd[:, 0] * l) ** 2 - 4 * a[:, 0] * rest_n
-                ok_n = disc_n >= 0
-                sq = np.sqrt(np.clip(disc_n, 0, None))
-                lo_r = (-dd[:, 0] * l - sq) / (2 * a[:, 0])
-                hi_r = (-dd[:, 0] * l + sq) / (2 * a[:, 0])
+                ar, br, cr, dr = ar[:, 0], br[:, 0], cr[:, 0], dr[:, 0]
+                disc_n = (dr * l) ** 2 - 4 * ar * (br * k * k + cr * l * l - q_n)
+                sq_n = np.sqrt(np.clip(disc_n, 0, None))
+                hi_r = (-dr * l + sq_n) / (2 * ar)
                 if l == 0:
                     cnt = np.floor(hi_r) + 1  # h >= 0 only
                 else:
-                    cnt = np.floor(hi_r) - np.ceil(lo_r) + 1
-                cnt = np.where(ok_n, np.maximum(cnt, 0), 0)
+                    cnt = np.floor(hi_r) - np.ceil((-dr * l - sq_n) / (2 * ar)) + 1
+                cnt = np.where(disc_n >= 0, np.maximum(cnt, 0), 0)
                 if k == 0 and l == 0:
                     cnt = np.maximum(cnt - 1, 0)
-                n_calc += cnt
+                n_calc[rows] += cnt
     else:
-        a, b, c = p[:, 0:1], p[:, 1:2], p[:, 2:3]
+        a, b, c = p[:, 0], p[:, 1], p[:, 2]
         n_calc = np.zeros(len(p))
         k_max = int(min(l_max, 10))
         for k in range(k_max + 1):
             for l in range(k_max + 1):
-                rest = q[None, :] - b * k * k - c * l * l
-                h = np.sqrt(np.clip(rest / a, 0, None))
+                rows = _reaching(b * k * k + c * l * l, q_reach)
+                if rows is None:
+                    continue
+                ar, br, cr = a[rows, None], b[rows, None], c[rows, None]
+                rest = q[None, :] - br * k * k - cr * l * l  # (the original order of operations: equal ties)
+                h = np.sqrt(np.clip(rest / ar, 0, None))
+                local = dist[rows]
                 for hh in (np.floor(h), np.ceil(h)):
-                    bad = (hh == 0) & (k == 0) & (l == 0)
-                    d = np.where(bad, np.inf, np.abs(a * hh * hh - rest))
-                    dist = np.minimum(dist, d)
-                top = q_n - b[:, 0] * k * k - c[:, 0] * l * l
-                cnt = np.where(top >= 0, np.floor(np.sqrt(np.clip(top / a[:, 0], 0, None))) + 1, 0)
+                    d = np.abs(ar * hh * hh - rest)
+                    if k == 0 and l == 0:
+                        d = np.where(hh == 0, np.inf, d)
+                    np.minimum(local, d, out=local)
+                dist[rows] = local
+                top = q_n - br[:, 0] * k * k - cr[:, 0] * l * l
+                cnt = np.where(top >= 0, np.floor(np.sqrt(np.clip(top / ar[:, 0], 0, None))) + 1, 0)
                 if k == 0 and l == 0:
                     cnt = np.maximum(cnt - 1, 0)
-                n_calc += cnt
+                n_calc[rows] += cnt
     hit = dist < tolq[None, :]
     n_hit = hit.sum(axis=1)
     eps = np.maximum(np.where(hit, dist, 0).sum(axis=1) / np.maximum(n_hit, 1), eps_floor)
@@ -576,6 +589,16 @@ def _fast_pass1(family, params, lines, zero, n_check, max_unindexed, v_range, pe
     merit = _evidence(m, n_hit, len(q), N_PARAMS[family], penalty)
     merit = np.where(len(q) - n_hit <= max_unindexed + 1, merit, -np.inf)
     return ok, merit, n_hit, np.zeros(len(p), dtype=int)
+
+
+def _reaching(lowest, q_reach):
+    """The trials whose reflection row starts at or below ``q_reach`` (its lowest Q ``lowest``, (T,)):
+    a slice of all of them when most do, an index array when few do, None when none does."""
+    near = lowest <= q_reach
+    count = int(near.sum())
+    if count == 0:
+        return None
+    return slice(None) if count > 0.8 * len(near) else np.flatnonzero(near)
 
 
 def _quick_score_pass(family, params, lines, zero, n_check, max_unindexed, v_range, penalty, centrings):

@@ -68,6 +68,12 @@ class RenderConfig:
     b_iso: tuple = (0.0, 1.5)  # A^2, overall isotropic displacement (minerals: 0.3-1.5)
     p_preferred_orientation: float = 0.4  # only where cos2 is given
     march_dollase_r: tuple = (0.65, 1.4)  # log-uniform; r<1 plates, r>1 needles
+    # Real structures are pseudo-symmetric: allowed reflections are often too weak to be seen and
+    # relative intensities differ from the stored structure's (disorder, texture, absorption). Off by
+    # default; issue 11's ablation measures whether they make the network read positions and absences.
+    intensity_jitter: float = 0.0  # sd of ln(intensity), independent per reflection
+    weak_dropout: float = 0.0  # chance that a reflection weaker than weak_threshold is removed
+    weak_threshold: float = 0.05  # relative to the strongest reflection
     p_impurity: float = 0.4
     impurity_peaks: tuple = (1, 4)  # count when present (integers, inclusive)
     impurity_intensity: tuple = (0.005, 0.05)  # integrated intensity relative to the strongest peak
@@ -178,6 +184,7 @@ def render(d, f2m, two_theta_grid, generator, config: RenderConfig = None, cos2=
 
     p = _draw_parameters(config, draws.rand(batch, 48), grid)
     sin1, intensity, valid = _reflection_intensities(d, f2m, cos2, wl, p, config)
+    intensity, valid = _perturb_reflections(intensity, valid, config, draws)
     sin1, intensity, valid = _add_impurities(sin1, intensity, valid, grid, wl, p, config, draws)
     peaks, grid_step, coarse, binned = _line_profiles(sin1, intensity, valid, grid, wl, p, config)
     peaks, background, measured, xc, t2 = _background(peaks, grid, wl, p)
@@ -285,6 +292,24 @@ def _reflection_intensities(d, f2m, cos2, wl, p, c):
     intensity = torch.where(valid, intensity, torch.zeros_like(intensity))
     strongest = intensity.amax(dim=1, keepdim=True).clamp_min(1e-30)
     return sin1, intensity / strongest, valid
+
+
+def _perturb_reflections(intensity, valid, c, draws):
+    """Stage 2b (only where the config asks for it, so the defaults draw nothing more): log-normal
+    jitter of each reflection's intensity, then removal of weak reflections at random; rescaled to
+    the strongest. Returns ``(intensity, valid)``."""
+    import torch
+
+    if c.intensity_jitter <= 0 and c.weak_dropout <= 0:
+        return intensity, valid
+    if c.intensity_jitter > 0:
+        intensity = intensity * torch.exp(c.intensity_jitter * draws.randn(*intensity.shape))
+        intensity = intensity / intensity.amax(dim=1, keepdim=True).clamp_min(1e-30)
+    if c.weak_dropout > 0:
+        dropped = (intensity < c.weak_threshold) & (draws.rand(*intensity.shape) < c.weak_dropout)
+        valid = valid & ~dropped
+        intensity = torch.where(valid, intensity, torch.zeros_like(intensity))
+    return intensity, valid
 
 
 def _add_impurities(sin1, intensity, valid, grid, wl, p, c, draws):

@@ -27,6 +27,8 @@ class TrainConfig:
     grid_step: float = 0.05
     architecture: str = "csn"        # a name of nets.registry.ARCHITECTURE_NAMES: "csn" or a baseline
     model: dict = field(default_factory=dict)  # the network's config overrides (CSNConfig / BaselineConfig): `--net-config`
+    render: dict = field(default_factory=dict)  # RenderConfig overrides of the training batches: `--render`
+    random_share: float = -1.0       # share of each batch from random-crystal items (negative: as stored)
     device: str = "auto"
     threads: int = 0                 # 0: torch default
     max_minutes: float = 0.0         # stop (and export) after this wall time; 0 = no limit

@@ -67,6 +67,36 @@ class BatchSampler:
         return self.sorted_indices[self.starts[which] + offsets]
 
 
+class MixedSampler:
+    """Batches with a chosen share of random-crystal items (``share`` in [0, 1]; negative: items
+    drawn over the whole training set, as stored), each part drawn by a :class:`BatchSampler`."""
+
+    def __init__(self, labels, indices, is_random, share, balance, rng):
+        indices, is_random = np.asarray(indices), np.asarray(is_random, dtype=bool)
+        self.labels = np.asarray(labels)
+        if share >= 0 and (share > 0 and not is_random.any() or share < 1 and is_random.all()):
+            raise ValueError(f"random_share {share:g}: the dataset has {int(is_random.sum())} random and "
+                             f"{int((~is_random).sum())} other training items")
+        self.share, self.rng = min(float(share), 1.0), rng
+        self.parts = ([(1.0, BatchSampler(labels, indices, balance, rng))] if share < 0 else
+                      [(w, BatchSampler(labels, indices[mask], balance, rng))
+                       for w, mask in ((self.share, is_random), (1 - self.share, ~is_random)) if w > 0])
+
+    def sample(self, n):
+        if len(self.parts) == 1:
+            return self.parts[0][1].sample(n)
+        first = int(self.rng.binomial(n, self.parts[0][0]))
+        return np.concatenate([self.parts[0][1].sample(first), self.parts[1][1].sample(n - first)])
+
+    def expected_counts(self):
+        """(230,) the space-group frequencies the batches follow (for logit adjustment)."""
+        total = np.zeros(230)
+        for weight, part in self.parts:
+            counts = np.bincount(part.labels, minlength=230).astype(np.float64)
+            total += weight * counts / max(counts.sum(), 1.0)
+        return total
+
+
 def rule_target_table() -> torch.Tensor:
     from ..symmetry import rule_targets
 
@@ -179,11 +209,12 @@ class _Run:
         from ..priors import prior_probabilities
 
         train_idx = np.arange(self.n_val, len(self.labels))
-        counts = np.bincount(self.labels[train_idx], minlength=230).astype(np.float64)
+        sampler = MixedSampler(self.labels, train_idx, np.asarray(self.dataset.sources)[train_idx] == 0,
+                               self.config.random_share, self.config.balance, self.rng)
         prior = None
         if self.config.balance == "logit-adjust":
-            prior = torch.tensor(np.log(prior_probabilities(counts)), dtype=torch.float32, device=self.device)
-        return train_idx, BatchSampler(self.labels, train_idx, self.config.balance, self.rng), prior
+            prior = torch.tensor(np.log(prior_probabilities(sampler.expected_counts())), dtype=torch.float32, device=self.device)
+        return train_idx, sampler, prior
 
     def reload_if_grown(self):
         """Re-open a dataset that is still being built when it gained shards (every ``reload_every`` steps)."""
@@ -234,7 +265,7 @@ class _Run:
         config = self.config
         self.train_idx, self.sampler, self.log_prior = self._training_view()
         self.rule_table = rule_target_table().to(self.device)
-        self.render_config = RenderConfig()
+        self.render_config = RenderConfig().replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.render.items()})
         self.two_theta = grid_axis(self.grid)
         # a dataset too small for val_fraction to hold one item trains without validation
         self.val_values, self.val_masks, self.val_labels = (
