@@ -4,6 +4,7 @@ data (true cells known), and on the measured rruff-dev patterns (crystal system 
     nice -n 10 python benchmarks/bench_indexing.py --per-system 20         # MP + AFLOW structures
     nice -n 10 python benchmarks/bench_indexing.py --synth /work/datasets/real --per-system 20
     nice -n 10 python benchmarks/bench_indexing.py --rruff                 # measured rruff-dev
+    python benchmarks/bench_indexing.py --synth /work/datasets/real --per-system 30 --extinction-only
 
 Real structures: a deterministic sample of the Materials Project CIFs in ../shared (every
 ``--stride``-th of the archive, at most 80 sites; when ``csn_plugin.synth`` provides a
@@ -49,14 +50,35 @@ def _family(system):
     return "hexagonal" if system == "trigonal" else system
 
 
-def synth_pool(path, per_system, seed):
+def _val_items(path, count, seed):
+    """Val-split structures (choose by these: the dev set is the test split) with their spglib
+    conventional cell at symprec 0.1, the tolerance of the labels."""
+    import spglib
+
+    from evaluate_real import split_sample
+
+    out = []
+    for item in split_sample(path, count, "val", seed):
+        r = item.record
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = spglib.get_symmetry_dataset((r.lattice, r.frac, r.numbers), symprec=0.1)
+        if data is not None and int(data.number) == item.space_group:
+            item.std_lattice = np.asarray(data.std_lattice)
+            out.append(item)
+    return out
+
+
+def synth_pool(path, per_system, seed, split="dev"):
     """Balanced over the 7 crystal systems from the real-structure development set of
-    ``csn_plugin.synth`` (structure types and minerals never in the training split)."""
+    ``csn_plugin.synth`` (structure types and minerals never in the training split), or with
+    ``split="val"`` from the val split (for choosing settings)."""
     from csn_plugin.synth.devset import load_devset
 
     rng = np.random.default_rng(seed)
     by_system = collections.defaultdict(list)
-    for item in load_devset(path, balanced=True):
+    items = load_devset(path, balanced=True) if split == "dev" else _val_items(path, 40 * per_system, seed)
+    for item in items:
         r = item.record
         if len(r.numbers) > 120:
             continue
@@ -113,7 +135,7 @@ def run_structures(args):
     torch.set_num_threads(1)
     icsd = prior_probabilities("icsd")
     if args.synth:
-        pool = synth_pool(args.synth, args.per_system, args.seed)
+        pool = synth_pool(args.synth, args.per_system, args.seed, args.split)
     else:
         pool = structure_pool(cases, args.per_system, args.seed, args.stride)
     rows = []
@@ -123,13 +145,18 @@ def run_structures(args):
         t0 = time.perf_counter()
         peaks = find_peaks(x, y, "CuKa")
         t1 = time.perf_counter()
-        result = index_pattern(peaks, time_limit=args.time_limit)
-        t2 = time.perf_counter()
         system = _system(sg)
         if known:  # the dev set's spglib conventional cell (symprec 0.1, as its labels)
             true_cell, true_lattice = Cell.from_matrix(known[0]), space_group(sg).bravais
         else:
             true_cell, true_lattice = conventional(lattice, frac, numbers)
+        if args.extinction_only:
+            rows.append(extinction_row(name, sg, system, peaks, true_cell, true_lattice, icsd))
+            if args.verbose:
+                print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}), flush=True)
+            continue
+        result = index_pattern(peaks, time_limit=args.time_limit)
+        t2 = time.perf_counter()
         row = {"name": name, "sg": sg, "system": system, "peaks": len(peaks), "peak_s": t1 - t0,
                "index_s": t2 - t1, "indexed": result.indexed, "timed_out": result.timed_out}
         top = result.candidates[0] if result.candidates else None
@@ -163,6 +190,71 @@ def run_structures(args):
         if args.verbose:
             print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     return rows
+
+
+def true_cell_zero(peaks, cell, lattice, max_shift=0.12):
+    """The zero shift (deg) that best lays the true cell's lines on the found peaks (the
+    indexing refines it for an indexed cell; the rendered pattern has a random zero shift and
+    sample displacement): a grid search of the robust mean distance of the strongest 20 peaks."""
+    from csn_plugin.crystallography.cells import allowed_by_centring
+    from csn_plugin.crystallography.extinction import _all_hkl
+    from csn_plugin.physics import q_to_two_theta, two_theta_to_q
+
+    if not len(peaks):
+        return 0.0
+    lo, hi = peaks.two_theta_range
+    wl = peaks.wavelength
+    hkl, q = _all_hkl(cell.reciprocal_metric, float(two_theta_to_q(lo, wl)), float(two_theta_to_q(hi + 1, wl)))
+    centring = lattice[1] if lattice[1] != "S" else "C"
+    predicted = np.unique(np.round(q_to_two_theta(q[allowed_by_centring(hkl, centring)], wl), 4))
+    strongest = peaks.two_theta[np.argsort(-peaks.intensity)[:20]]
+    shifts = np.arange(-max_shift, max_shift + 1e-9, 0.002)
+    cost = [np.minimum(np.abs(strongest[:, None] - predicted[None, :] - z).min(axis=1), 0.05).mean() for z in shifts]
+    return float(shifts[int(np.argmin(cost))])
+
+
+def extinction_row(name, sg, system, peaks, true_cell, true_lattice, icsd):
+    """Extinction analysis alone, with the true conventional cell, under a uniform and the ICSD
+    class prior: rank and log probability of the true absence class, and whether the commonest
+    ICSD group of the top class is the true group."""
+    from csn_plugin.crystallography import extinction_probabilities
+    from csn_plugin.symmetry import absence_class, absence_class_members
+
+    row = {"name": name, "sg": sg, "system": system, "peaks": len(peaks)}
+    k_true = absence_class(sg)
+    zero = true_cell_zero(peaks, true_cell, true_lattice)
+    row["zero"] = zero
+    for prior in ("uniform", "icsd"):
+        t0 = time.perf_counter()
+        ext = extinction_probabilities(peaks, true_cell, lattice=true_lattice, zero_shift=zero, prior=prior)
+        row[f"{prior}_s"] = time.perf_counter() - t0
+        row[f"{prior}_rank"] = ext.classes.index(k_true) if k_true in ext.classes else -1
+        row[f"{prior}_logp"] = float(np.log(max(ext[k_true], 1e-12))) if k_true in ext.classes else float(np.log(1e-12))
+        row[f"{prior}_group_right"] = max(absence_class_members(ext.top_class), key=lambda n_: icsd[n_ - 1]) == sg
+        if prior == "icsd":  # what a temperature scan needs: log-likelihoods, class log priors, the true class
+            row["loglik"] = [float(v) for v in ext.log_likelihoods]
+            row["log_prior"] = [float(np.log(sum(icsd[n_ - 1] for n_ in m))) for m in ext.members]
+            row["true_index"] = ext.classes.index(k_true) if k_true in ext.classes else -1
+        row["classes"] = len(ext.classes)
+    return row
+
+
+def summarize_extinction(rows):
+    out = {}
+    for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic", "triclinic", "all"):
+        sel = [r for r in rows if system == "all" or r["system"] == system]
+        if not sel:
+            continue
+        out[system] = {"n": len(sel), "classes_median": float(np.median([r["classes"] for r in sel]))}
+        for prior in ("uniform", "icsd"):
+            out[system][prior] = {
+                "true_class_first": float(np.mean([r[f"{prior}_rank"] == 0 for r in sel])),
+                "true_class_top3": float(np.mean([0 <= r[f"{prior}_rank"] < 3 for r in sel])),
+                "mean_log_p_true": float(np.mean([r[f"{prior}_logp"] for r in sel])),
+                "group_right": float(np.mean([r[f"{prior}_group_right"] for r in sel])),
+            }
+        out[system]["seconds_median"] = float(np.median([r["icsd_s"] for r in sel]))
+    return out
 
 
 def summarize(rows):
@@ -236,12 +328,19 @@ def main():
     parser.add_argument("--count", type=int, default=0, help="rruff: first N files (0 = all)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--extinction-only", action="store_true",
+                        help="no indexing: extinction analysis with the true cell, uniform and ICSD class priors")
+    parser.add_argument("--split", choices=("dev", "val"), default="dev",
+                        help="--synth: the dev set's balanced subset (test split) or val-split structures")
+    parser.add_argument("--rows", type=Path, default=None, help="write every pattern's row here (JSON)")
     args = parser.parse_args()
     if args.rruff:
         summary = run_rruff(args)
     else:
         rows = run_structures(args)
-        summary = summarize(rows)
+        summary = summarize_extinction(rows) if args.extinction_only else summarize(rows)
+        if args.rows:
+            args.rows.write_text(json.dumps(rows))
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))

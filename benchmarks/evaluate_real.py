@@ -76,16 +76,17 @@ def val_split_set(data_dir, grid, seed=0):
 
 def split_sample(data_dir, count, which="test", seed=0, max_atoms=400):
     """``count`` structures drawn at random from the ``which`` split ("test" or "val": the natural
-    distribution of structure types never trained on, unlike the dev set, which caps each group),
+    distribution of structure types never trained on, unlike the dev set, which caps each group;
+    "train": structure types the network was trained on, as a user's known phases),
     as dev-set-like items for :func:`csn_plugin.synth.devset.devset_patterns`."""
     from types import SimpleNamespace
 
     from csn_plugin.synth.arrays import StructureStore
-    from csn_plugin.synth.splits import TEST, VAL, load_splits
+    from csn_plugin.synth.splits import TEST, TRAIN, VAL, load_splits
 
     store = StructureStore(data_dir)
     split = load_splits(data_dir, store)
-    pool = np.flatnonzero((split == {"test": TEST, "val": VAL}[which]) & (np.diff(store.offsets) <= max_atoms))
+    pool = np.flatnonzero((split == {"test": TEST, "val": VAL, "train": TRAIN}[which]) & (np.diff(store.offsets) <= max_atoms))
     chosen = np.sort(np.random.default_rng(seed).choice(pool, size=min(count, len(pool)), replace=False))
     return [SimpleNamespace(record=store.record(int(i)), space_group=int(store.space_group[i])) for i in chosen]
 

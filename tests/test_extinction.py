@@ -94,3 +94,26 @@ def test_compatible_classes_and_symbols():
     assert extinction_symbol(first[62], "orthorhombic") == "P n - a"
     assert extinction_symbol(first[19], "orthorhombic") == "P 21 21 21"
     assert extinction_symbol(first[15], "monoclinic") == "C 1 c 1"
+
+
+def test_temperature_softens_the_class_posterior_without_reordering_it():
+    x, y, cell, lattice, sg = _rendered_with_true_cell("A2B_tI12_141_e_a")
+    peaks = find_peaks(x, y, "CuKa")
+    sharp = extinction_probabilities(peaks, cell, lattice=lattice, temperature=1.0)
+    soft = extinction_probabilities(peaks, cell, lattice=lattice)  # LIKELIHOOD_TEMPERATURE
+    assert sharp.classes == soft.classes
+    assert np.allclose(sharp.log_likelihoods, soft.log_likelihoods)
+    assert soft.probabilities[0] < sharp.probabilities[0]
+    assert soft.top_class == absence_class(sg)
+
+
+def test_unseen_probability_falls_with_the_expected_weight():
+    from csn_plugin.crystallography.extinction import _unseen_model
+
+    # groups every class allows: the light ones unseen, the heavy ones seen
+    w = np.array([1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0])
+    unseen = w < 6
+    p = _unseen_model(w, unseen)(np.array([1.0, 10.0, 300.0]))
+    assert p[0] > 0.5 > p[2] and p[0] > p[1] > p[2]
+    # the same weights all seen: an allowed group is rarely unseen at any weight
+    assert (_unseen_model(w, np.zeros(10, bool))(np.array([1.0, 300.0])) < 0.2).all()

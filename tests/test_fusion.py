@@ -91,6 +91,23 @@ def test_fusion_moves_mass_into_the_evidenced_class_and_keeps_the_network_order_
     assert np.argmax(p_x) == 224
 
 
+def test_gamma_lets_the_network_reweight_the_evidenced_classes():
+    prior = np.full(230, 1 / 230)
+    p_net = np.full(230, 0.2 / 226)
+    p_net[[13, 14]] = 0.4  # the network is sure of class {14} (P2_1/c) over {15} (C2/c)
+    evidence = _Evidence(_Cell(1000.0), _Extinction([0.3, 0.7], [[14], [15]]))
+    alone = class_posterior(p_net, evidence.extinction, prior, beta=1.0, gamma=0.0)
+    assert alone[13] == pytest.approx(0.3) and alone[14] == pytest.approx(0.7)
+    both = class_posterior(p_net, evidence.extinction, prior, beta=1.0, gamma=1.0)
+    assert both.sum() == pytest.approx(1.0)
+    assert both[13] == pytest.approx(0.3) and both[14] == pytest.approx(0.7)  # equal network mass: no change
+    p_net[13], p_net[14] = 0.7, 0.1
+    both = class_posterior(p_net, evidence.extinction, prior, beta=1.0, gamma=1.0)
+    assert both[13] == pytest.approx(0.3 * 0.7 / (0.3 * 0.7 + 0.7 * 0.1))
+    with pytest.raises(ValueError, match="out of range"):
+        FusionParams(gamma=2.0)
+
+
 def test_no_cell_means_the_network_alone():
     p_net = np.random.default_rng(1).dirichlet(np.ones(230))
     fused, weight = fuse(p_net, _Evidence(None, None), np.full(230, 1 / 230), FusionParams())

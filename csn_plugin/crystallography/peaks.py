@@ -699,6 +699,15 @@ def _detect(x_u, net_u, sigma_u, step, width_fn, min_significance, exclude=None)
 FEW_PEAKS = 4  # fewer peaks than this: search again at the matched-filter width
 
 
+def _significance(area, sigma):
+    """area / sigma, infinite where the fit left no uncertainty (a noiseless line), without a
+    division warning."""
+    sigma = np.asarray(sigma, dtype=float)
+    out = np.where(np.asarray(area) > 0, np.inf, 0.0)
+    np.divide(area, sigma, out=out, where=sigma > 0)
+    return out
+
+
 def find_peaks(two_theta, intensity, wavelength="CuKa1", *, ka2="auto", min_significance=3.0, detect_significance=2.0,
                detection_sigma=3.0, max_peaks=250, esd=None) -> PeakSet:
     """Find and fit the peaks of a measured pattern.
@@ -905,7 +914,7 @@ def _find_peaks(two_theta, intensity, wavelength, *, ka2, min_significance, dete
     return PeakSet(
         two_theta=tt, two_theta_sigma=fit["two_theta_sigma"][idx], intensity=area,
         intensity_sigma=fit["intensity_sigma"][idx], fwhm=fw, eta=eta, height=_line_height(area, fw, eta),
-        significance=area / fit["intensity_sigma"][idx],
+        significance=_significance(area, fit["intensity_sigma"][idx]),
         wavelength=ka1 if use_doublet else wl, ka2_wavelength=ka2_wl if use_doublet else 0.0,
         ka2_ratio=float(fit["ratio"]) if use_doublet else 0.0, width_model=width_model,
         limit_two_theta=grid, limit_intensity=limit, two_theta_range=(float(x[0]), float(x[-1])), info=info,

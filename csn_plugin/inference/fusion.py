@@ -6,7 +6,8 @@ keeps what only intensities can tell: which group of a class (Laue class, centro
 everything when indexing failed. With ``w`` the reliability of the cell (a logistic function of
 its de Wolff M20, fitted on simulated patterns, never on the measured development sets):
 
-    P_x(g)  = sum_k P(k | peaks) * q(g | k),   q(g | k) ~ p_net(g)^beta * prior(g)^(1 - beta) on k
+    P_x(g)  = sum_k P'(k) * q(g | k),   q(g | k) ~ p_net(g)^beta * prior(g)^(1 - beta) on k
+    P'(k)  ~ P(k | peaks) * (p_net(k) / prior(k))^gamma   (the network's own word on the class)
     P(g)   ~ (w * P_x(g) + (1 - w) * p_net(g)) ^ (1 / T)
 
 ``p_net`` already holds the domain prior. Where there is no cell (or no extinction analysis), P is
@@ -27,19 +28,22 @@ import numpy as np
 class FusionParams:
     """The combination's parameters: reliability ``w = sigmoid(slope * (ln M20 - ln m20_mid))``
     capped at ``max_weight``; ``beta``: trust in the network within a class; ``temperature``
-    of the fused posterior."""
+    of the fused posterior; ``gamma``: how much the network's likelihood ratio for each absence
+    class (its summed probability over the prior's) reweights the extinction's class posterior."""
 
     m20_mid: float = 10.0
     slope: float = 3.0
     max_weight: float = 0.95
     beta: float = 0.5
     temperature: float = 1.0
+    gamma: float = 0.0
 
     def __post_init__(self):
         for name, value in asdict(self).items():
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"fusion parameter {name} must be a finite number, got {value!r}")
-        if self.m20_mid <= 0 or self.temperature <= 0 or not 0 <= self.max_weight <= 1 or not 0 <= self.beta <= 1:
+        if self.m20_mid <= 0 or self.temperature <= 0 or not 0 <= self.max_weight <= 1 or not 0 <= self.beta <= 1 \
+                or not 0 <= self.gamma <= 1:
             raise ValueError(f"fusion parameters out of range: {self}")
 
     @classmethod
@@ -62,13 +66,19 @@ def reliability(cell, params: FusionParams) -> float:
     return params.max_weight / (1.0 + math.exp(-x))
 
 
-def class_posterior(p_net, extinction, prior, beta) -> np.ndarray:
-    """(230,) P_x(g) = sum over classes of P(class) * q(g | class)."""
+def class_posterior(p_net, extinction, prior, beta, gamma=0.0) -> np.ndarray:
+    """(230,) P_x(g) = sum over classes of P'(class) * q(g | class)."""
     p_net = np.asarray(p_net, dtype=float)
     prior = np.asarray(prior, dtype=float)
     within = np.power(np.clip(p_net, 1e-300, None), beta) * np.power(np.clip(prior, 1e-300, None), 1 - beta)
+    class_p = np.asarray(extinction.probabilities, dtype=float)
+    if gamma:
+        ratio = np.array([p_net[np.asarray(m, dtype=int) - 1].sum() / max(prior[np.asarray(m, dtype=int) - 1].sum(), 1e-300)
+                          for m in extinction.members])
+        class_p = class_p * np.power(np.clip(ratio, 1e-300, None), gamma)
+        class_p = class_p / class_p.sum() if class_p.sum() > 0 else np.asarray(extinction.probabilities, dtype=float)
     out = np.zeros(230)
-    for probability, members in zip(extinction.probabilities, extinction.members):
+    for probability, members in zip(class_p, extinction.members):
         idx = np.asarray(members, dtype=int) - 1
         weights = within[idx]
         total = weights.sum()
@@ -82,7 +92,7 @@ def fuse(p_net, evidence, prior, params: FusionParams) -> tuple:
     if evidence is None or evidence.cell is None or evidence.extinction is None or not len(evidence.extinction):
         return p_net, 0.0
     weight = reliability(evidence.cell, params)
-    p_x = class_posterior(p_net, evidence.extinction, prior, params.beta)
+    p_x = class_posterior(p_net, evidence.extinction, prior, params.beta, params.gamma)
     mixed = weight * p_x + (1 - weight) * p_net
     if params.temperature != 1.0:
         mixed = np.power(np.clip(mixed, 1e-300, None), 1.0 / params.temperature)
