@@ -239,12 +239,17 @@ def extinction_row(name, sg, system, peaks, true_cell, true_lattice, icsd):
     return row
 
 
-def summarize_extinction(rows):
-    out = {}
+def by_system(rows):
+    """(crystal system, its rows) for each system with rows, then ("all", every row)."""
     for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic", "triclinic", "all"):
         sel = [r for r in rows if system == "all" or r["system"] == system]
-        if not sel:
-            continue
+        if sel:
+            yield system, sel
+
+
+def summarize_extinction(rows):
+    out = {}
+    for system, sel in by_system(rows):
         out[system] = {"n": len(sel), "classes_median": float(np.median([r["classes"] for r in sel]))}
         for prior in ("uniform", "icsd"):
             out[system][prior] = {
@@ -259,10 +264,7 @@ def summarize_extinction(rows):
 
 def summarize(rows):
     out = {}
-    for system in ("cubic", "tetragonal", "hexagonal", "trigonal", "orthorhombic", "monoclinic", "triclinic", "all"):
-        sel = [r for r in rows if system == "all" or r["system"] == system]
-        if not sel:
-            continue
+    for system, sel in by_system(rows):
         n = len(sel)
         rel = collections.Counter(r["relation"] for r in sel)
         ranks_t = [r.get("ext_rank_true_cell", -1) for r in sel if "ext_rank_true_cell" in r]

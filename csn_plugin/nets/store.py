@@ -25,7 +25,7 @@ BUNDLED_BASELINES = ("baseline-mlp", "baseline-cnn", "baseline-nopoolcnn")
 # Re-bundling a model (benchmarks/ablation.py --bundle, a retrained CSN) means updating this table;
 # tests/test_model_io.py checks it against the files and their sidecars.
 BUNDLED_SHA256 = {
-    "csn": "5e83e2df57013c73f58712306e4aa407d5b4766ae25dd7c573974d118a0cd13b",
+    "csn": "91384080b7a6716a57a5dcaf7a4b0e0d2d326e25cd5cb9b148e6ada331a7b218",
     "baseline-mlp": "8c4cef91dd840a4b4a8ac5b2365c24f25ec973e2377f6d835d7968ce4e4595b3",
     "baseline-cnn": "e20bbd3c3a8f752e19df208be6e98b6033d41836ef78d31dad0edd6f8bb72c55",
     "baseline-nopoolcnn": "8c35a28c4090489961c172f9f42f4e7648730c470598d1a14adf8c236a2c0074",
