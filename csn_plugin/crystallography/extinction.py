@@ -477,7 +477,6 @@ def extinction_probabilities(peaks: PeakSet, cell, wavelength=None, *, lattice=N
     flat = np.array([c for cs in counts for c in cs])
     always = (flat > 0).all(axis=0)
     informative = int(((flat > 0).any(axis=0) & ~(flat > 0).all(axis=0)).sum())
-    tt_in = group_tt[inside]
     broad = _broad(obs_in, obs_mean)
     noise = np.exp(-0.5 * (obs_in / sd_in) ** 2) / (sd_in * math.sqrt(2 * math.pi))
     # P(allowed group unseen | its expected weight under the class), calibrated on this pattern

@@ -71,15 +71,14 @@ def class_posterior(p_net, extinction, prior, beta, gamma=0.0) -> np.ndarray:
     p_net = np.asarray(p_net, dtype=float)
     prior = np.asarray(prior, dtype=float)
     within = np.power(np.clip(p_net, 1e-300, None), beta) * np.power(np.clip(prior, 1e-300, None), 1 - beta)
+    groups = [np.asarray(members, dtype=int) - 1 for members in extinction.members]
     class_p = np.asarray(extinction.probabilities, dtype=float)
     if gamma:
-        ratio = np.array([p_net[np.asarray(m, dtype=int) - 1].sum() / max(prior[np.asarray(m, dtype=int) - 1].sum(), 1e-300)
-                          for m in extinction.members])
-        class_p = class_p * np.power(np.clip(ratio, 1e-300, None), gamma)
-        class_p = class_p / class_p.sum() if class_p.sum() > 0 else np.asarray(extinction.probabilities, dtype=float)
+        ratio = np.array([p_net[idx].sum() / max(prior[idx].sum(), 1e-300) for idx in groups])
+        weighted = class_p * np.power(np.clip(ratio, 1e-300, None), gamma)
+        class_p = weighted / weighted.sum() if weighted.sum() > 0 else class_p
     out = np.zeros(230)
-    for probability, members in zip(class_p, extinction.members):
-        idx = np.asarray(members, dtype=int) - 1
+    for probability, idx in zip(class_p, groups):
         weights = within[idx]
         total = weights.sum()
         out[idx] += probability * (weights / total if total > 0 else np.full(len(idx), 1 / len(idx)))

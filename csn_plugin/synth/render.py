@@ -300,8 +300,6 @@ def _perturb_reflections(intensity, valid, c, draws):
     the strongest. Returns ``(intensity, valid)``."""
     import torch
 
-    if c.intensity_jitter <= 0 and c.weak_dropout <= 0:
-        return intensity, valid
     if c.intensity_jitter > 0:
         intensity = intensity * torch.exp(c.intensity_jitter * draws.randn(*intensity.shape))
         intensity = intensity / intensity.amax(dim=1, keepdim=True).clamp_min(1e-30)
