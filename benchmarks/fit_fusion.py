@@ -172,6 +172,13 @@ def fit(p_net, evidence, labels, prior):
         if best is None or nll < best[0]:
             best = (nll, params)
     params = best[1]
+    best_s = None
+    for spread in (0.0, 1.0, 2.0, 4.0, 8.0, 16.0):  # alternative cells of other families (0: the best cell alone)
+        candidate = FusionParams(**{**params.__dict__, "cell_spread": spread})
+        nll = scores(fused_all(p_net, evidence, prior, candidate), labels)["nll"]
+        if best_s is None or nll < best_s[0] - 1e-4:
+            best_s = (nll, candidate)
+    params = best_s[1]
     best_t = None
     for temperature in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0):
         candidate = FusionParams(**{**params.__dict__, "temperature": temperature})
@@ -224,16 +231,40 @@ def fit_set(sets, known_share, seed=0):
     return p, list(ev_new[:n_new]) + [ev_known[i] for i in take], list(lab_new[:n_new]) + [lab_known[i] for i in take]
 
 
+def with_alternatives(evidence, prior):
+    """The evidence with its alternative cells analysed (caches written before session 8 hold the
+    best cell's extinction analysis only)."""
+    import dataclasses
+
+    from csn_plugin.crystallography import extinction_probabilities
+    from csn_plugin.crystallography.evidence import alternative_cells
+
+    if evidence is None or evidence.cell is None or evidence.extinction is None or evidence.alternatives:
+        return evidence
+    pairs = []
+    for other in alternative_cells(evidence.indexing):
+        try:
+            pairs.append((other, extinction_probabilities(evidence.peaks, other, prior=prior)))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            continue
+    return dataclasses.replace(evidence, alternatives=tuple(pairs))
+
+
 def with_temperature(evidence, temperature, prior):
-    """The evidence with its extinction analysis redone at another likelihood temperature."""
+    """The evidence with its extinction analyses (best cell and alternatives) redone at another
+    likelihood temperature."""
     import dataclasses
 
     from csn_plugin.crystallography import extinction_probabilities
 
     if evidence is None or evidence.cell is None or evidence.extinction is None:
         return evidence
-    return dataclasses.replace(evidence, extinction=extinction_probabilities(evidence.peaks, evidence.cell, prior=prior,
-                                                                             temperature=temperature))
+
+    def again(cell):
+        return extinction_probabilities(evidence.peaks, cell, prior=prior, temperature=temperature)
+
+    return dataclasses.replace(evidence, extinction=again(evidence.cell),
+                               alternatives=tuple((cell, again(cell)) for cell, _ in evidence.alternatives))
 
 
 def main():
@@ -266,11 +297,14 @@ def main():
             cached, elapsed_per = pickle.load(handle)
     sets, elapsed_new = all_sets(classifier, args, cached)
     elapsed_per = elapsed_per if elapsed_new is None else elapsed_new
-    if args.cache and set(sets) != set(cached):
+    counts = classifier._prior_counts()
+    filled = {name: (p, [with_alternatives(e, counts) for e in ev], lab) for name, (p, ev, lab) in sets.items()}
+    changed = any(a is not b for name in sets for a, b in zip(sets[name][1], filled[name][1]))
+    sets = filled
+    if args.cache and (set(sets) != set(cached) or changed):
         with open(args.cache, "wb") as handle:
             pickle.dump((sets, elapsed_per), handle)
     if args.extinction_temperature is not None:
-        counts = classifier._prior_counts()
         sets = {name: (p, [with_temperature(e, args.extinction_temperature, counts) for e in ev], lab)
                 for name, (p, ev, lab) in sets.items()}
     p_fit, ev_fit, lab_fit = fit_set(sets, args.known_share)

@@ -195,3 +195,91 @@ def test_evidence_says_when_the_safety_limit_cut_the_search():
     assert full.indexed and "safety limit" not in full.note and not full.indexing.timed_out
     cut = analyse(pattern.two_theta, pattern.intensity, pattern.wavelength, time_limit=1e-6)
     assert cut.indexing.timed_out and "cut short by the 1e-06 s safety limit" in cut.note
+
+
+@pytest.fixture(scope="module")
+def near_tie_pattern():
+    """A real hexagonal prototype (AFLOW AB_hP4_186_b_a, wurtzite type) rendered like a measured
+    pattern: its best cell is hP, and cells of other families index it nearly as well."""
+    import crystallography_cases as cases
+
+    from csn_plugin.pattern import Pattern
+
+    entry = next(e for e in cases.aflow_structures() if e[0] == "AB_hP4_186_b_a")
+    _, lattice, frac, numbers, occupancy, _ = entry
+    x, y, _ = cases.render_known(lattice, frac, numbers, occupancy, seed=0,
+                                 config=cases.measured_like_config(impurities=False))
+    return Pattern(x, y, wavelength=cases.CU_KA1, source="AB_hP4_186_b_a-rendered")
+
+
+@pytest.fixture(scope="module")
+def near_tie_evidence(near_tie_pattern):
+    from csn_plugin.crystallography.evidence import analyse
+
+    return analyse(near_tie_pattern.two_theta, near_tie_pattern.intensity, near_tie_pattern.wavelength)
+
+
+def test_alternative_cells_are_near_ties_of_other_families(near_tie_evidence):
+    from csn_plugin.crystallography.evidence import SCORE_WINDOW, alternative_cells
+
+    evidence = near_tie_evidence
+    assert evidence.cell is not None and evidence.cell.crystal_system == "hexagonal", evidence.note
+    alternatives = alternative_cells(evidence.indexing)
+    assert alternatives, [(c.lattice, c.score) for c in evidence.indexing.candidates]
+    families = [c.crystal_system for c in alternatives]
+    assert "hexagonal" not in families and len(set(families)) == len(families)
+    ranks = [evidence.indexing.candidates.index(c) for c in alternatives]
+    assert ranks == sorted(ranks) and all(c.score >= evidence.cell.score - SCORE_WINDOW and c.M20 >= 6 for c in alternatives)
+    assert alternative_cells(evidence.indexing, window=0.0) == []
+    # each alternative carries its own extinction analysis, in its own crystal family
+    assert [c for c, _ in evidence.alternatives] == alternatives
+    assert all(x.family == c.crystal_system for c, x in evidence.alternatives)
+
+
+def test_an_alternative_cell_the_network_believes_can_carry_the_answer(near_tie_evidence):
+    from csn_plugin.symmetry import CRYSTAL_SYSTEMS, group_to_crystal_system
+
+    evidence = near_tie_evidence
+    system_of = [CRYSTAL_SYSTEMS[i] for i in group_to_crystal_system()]
+    other, other_extinction = evidence.alternatives[0]
+    prior = np.full(230, 1 / 230)
+    groups = np.array([g for members in other_extinction.members for g in members]) - 1
+    p_net = np.full(230, 0.1 / (230 - len(groups)))
+    p_net[groups] = 0.9 / len(groups)  # the network is sure of the alternative's crystal family
+    family = lambda g: "hexagonal" if system_of[g] in ("trigonal", "hexagonal") else system_of[g]  # noqa: E731
+    best_only, _ = fuse(p_net, evidence, prior, FusionParams(max_weight=0.95, beta=1.0, gamma=1.0, cell_spread=0.0))
+    assert family(int(np.argmax(best_only))) == "hexagonal"
+    spread, _ = fuse(p_net, evidence, prior, FusionParams(max_weight=0.95, beta=1.0, gamma=1.0, cell_spread=1e3))
+    top = int(np.argmax(spread))
+    assert family(top) == other.crystal_system and top + 1 in groups
+    assert spread.sum() == pytest.approx(1.0)
+    # the result then shows the cell the answer rests on
+    moved = evidence.supporting(system_of[top])
+    assert moved.cell is other and moved.extinction is other_extinction and "alternative" in moved.note
+    assert (evidence.cell, evidence.extinction) in moved.alternatives
+    assert evidence.supporting("hexagonal") is evidence
+
+
+def test_the_classifier_analyses_alternatives_only_where_the_fusion_can_weigh_them(near_tie_pattern, near_tie_evidence):
+    import dataclasses
+
+    from csn_plugin.inference.classifier import SpaceGroupClassifier
+    from csn_plugin.inference.fusion import cell_window
+
+    bundled = FusionParams.bundled()
+    assert cell_window(dataclasses.replace(bundled, cell_spread=0.0)) == 0.0
+    assert cell_window(dataclasses.replace(bundled, cell_spread=2.0)) == pytest.approx(2 * math.log(100))
+    gaps = [near_tie_evidence.cell.score - c.score for c, _ in near_tie_evidence.alternatives]
+    for spread, expected in ((0.0, 0), (max(gaps) / math.log(100) * 1.01, len(gaps))):
+        clf = SpaceGroupClassifier(device="cpu", workers=1, fusion=dataclasses.replace(bundled, cell_spread=spread))
+        try:
+            result = clf.predict(near_tie_pattern)
+        finally:
+            clf.close()
+        evidence = result.evidence
+        assert evidence is not None and evidence.cell is not None
+        assert len(evidence.alternatives) == expected, (spread, gaps)
+        rows = json.loads(result.to_json())["evidence"]["alternative_cells"]  # the JSON shows them too
+        assert [r["lattice"] for r in rows] == [c.lattice for c, _ in evidence.alternatives]
+        assert all(r["extinction_symbol"] == x.top_symbol and r["figure_of_merit"]["M20"] > 0
+                   for r, (_, x) in zip(rows, evidence.alternatives))

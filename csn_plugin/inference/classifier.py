@@ -126,7 +126,9 @@ class SpaceGroupClassifier:
             else:
                 pending[digest] = [i]
                 jobs.append((i, digest, pattern.two_theta, pattern.intensity, pattern.wavelength, list(hint)))
-        kwargs = {"prior": self._prior_counts(), "time_limit": self.time_limit}
+        from .fusion import cell_window
+
+        kwargs = {"prior": self._prior_counts(), "time_limit": self.time_limit, "window": cell_window(self.fusion)}
         workers = self._worker_count(len(jobs))
         if workers <= 1:
             found = [analyse(t, y, w, lattice_hint=h, **kwargs) for _, _, t, y, w, h in jobs]
@@ -181,6 +183,8 @@ class SpaceGroupClassifier:
         if evidence is not None:
             probabilities, weight = fuse(probabilities, evidence, self._prior, self.fusion)
         order = np.argsort(-probabilities)[:top_k]
+        if evidence is not None and weight > 0:  # report the cell the answer rests on (an alternative, when it won)
+            evidence = evidence.supporting(self._system_names[self._system_of[order[0]]])
         systems = np.bincount(self._system_of, weights=probabilities, minlength=len(self._system_names))
         lattices = np.bincount(self._lattice_of, weights=probabilities, minlength=len(self._lattice_names))
         return ClassificationResult(

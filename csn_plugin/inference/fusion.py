@@ -7,8 +7,15 @@ everything when indexing failed. With ``w`` the reliability of the cell (a logis
 its de Wolff M20, fitted on simulated patterns, never on the measured development sets):
 
     P_x(g)  = sum_k P'(k) * q(g | k),   q(g | k) ~ p_net(g)^beta * prior(g)^(1 - beta) on k
-    P'(k)  ~ P(k | peaks) * (p_net(k) / prior(k))^gamma   (the network's own word on the class)
+    P'(k)  ~ pi_c P(k | peaks, c) * (p_net(k) / prior(k))^gamma   (the network's own word on the class)
+    pi_c   ~ exp((s_c - s_best) / tau)                    (the indexing's near-ties, below)
     P(g)   ~ (w * P_x(g) + (1 - w) * p_net(g)) ^ (1 / T)
+
+The classes k run over the best cell's and, when ``cell_spread`` (tau) is positive, over those
+of its alternatives of other crystal families (:func:`~csn_plugin.crystallography.evidence.
+alternative_cells`), each cell c weighted by its indexing merit s_c (a log-likelihood): an oP
+cell and an mP cell that index the lines about equally well are then told apart by the network's
+crystal-system belief (through gamma) instead of by a coin-flip of the ranking.
 
 ``p_net`` already holds the domain prior. Where there is no cell (or no extinction analysis), P is
 ``p_net`` and the result says so.
@@ -37,13 +44,14 @@ class FusionParams:
     beta: float = 0.5
     temperature: float = 1.0
     gamma: float = 0.0
+    cell_spread: float = 0.0
 
     def __post_init__(self):
         for name, value in asdict(self).items():
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"fusion parameter {name} must be a finite number, got {value!r}")
         if self.m20_mid <= 0 or self.temperature <= 0 or not 0 <= self.max_weight <= 1 or not 0 <= self.beta <= 1 \
-                or not 0 <= self.gamma <= 1:
+                or not 0 <= self.gamma <= 1 or self.cell_spread < 0:
             raise ValueError(f"fusion parameters out of range: {self}")
 
     @classmethod
@@ -66,13 +74,38 @@ def reliability(cell, params: FusionParams) -> float:
     return params.max_weight / (1.0 + math.exp(-x))
 
 
-def class_posterior(p_net, extinction, prior, beta, gamma=0.0) -> np.ndarray:
-    """(230,) P_x(g) = sum over classes of P'(class) * q(g | class)."""
+def cell_window(params: FusionParams, smallest=0.01) -> float:
+    """The merit gap beyond which an alternative cell's weight pi_c falls below ``smallest``
+    (0 when the fusion uses the best cell alone): the evidence analyses no cell further away."""
+    return params.cell_spread * math.log(1 / smallest) if params.cell_spread > 0 else 0.0
+
+
+def cell_weights(cells, spread) -> np.ndarray:
+    """pi_c ~ exp((s_c - s_best) / spread) of [(cell, extinction)], the best cell first; the best
+    cell alone (weight 1) when ``spread`` is 0."""
+    if spread <= 0 or len(cells) < 2:
+        return np.array([1.0] + [0.0] * (len(cells) - 1))
+    s = np.array([cell.score for cell, _ in cells], dtype=float)
+    w = np.exp(np.clip((s - s[0]) / spread, -700, 50))
+    return w / w.sum()
+
+
+def class_posterior(p_net, extinction, prior, beta, gamma=0.0, cells=None, spread=0.0) -> np.ndarray:
+    """(230,) P_x(g) = sum over classes of P'(class) * q(g | class); ``cells`` ([(cell,
+    extinction)], the best first: ``Evidence.cells()``) spreads the classes over alternative cells
+    with :func:`cell_weights` (``extinction`` is then ignored)."""
     p_net = np.asarray(p_net, dtype=float)
     prior = np.asarray(prior, dtype=float)
     within = np.power(np.clip(p_net, 1e-300, None), beta) * np.power(np.clip(prior, 1e-300, None), 1 - beta)
-    groups = [np.asarray(members, dtype=int) - 1 for members in extinction.members]
-    class_p = np.asarray(extinction.probabilities, dtype=float)
+    pairs = [(None, extinction)] if cells is None else list(cells)
+    pi = np.array([1.0]) if cells is None else cell_weights(pairs, spread)
+    groups, class_p = [], []
+    for weight, (_, ext) in zip(pi, pairs):
+        if weight <= 0:
+            continue
+        groups += [np.asarray(members, dtype=int) - 1 for members in ext.members]
+        class_p.append(weight * np.asarray(ext.probabilities, dtype=float))
+    class_p = np.concatenate(class_p)
     if gamma:
         ratio = np.array([p_net[idx].sum() / max(prior[idx].sum(), 1e-300) for idx in groups])
         weighted = class_p * np.power(np.clip(ratio, 1e-300, None), gamma)
@@ -91,7 +124,8 @@ def fuse(p_net, evidence, prior, params: FusionParams) -> tuple:
     if evidence is None or evidence.cell is None or evidence.extinction is None or not len(evidence.extinction):
         return p_net, 0.0
     weight = reliability(evidence.cell, params)
-    p_x = class_posterior(p_net, evidence.extinction, prior, params.beta, params.gamma)
+    p_x = class_posterior(p_net, evidence.extinction, prior, params.beta, params.gamma, spread=params.cell_spread,
+                          cells=[(evidence.cell, evidence.extinction)] + list(getattr(evidence, "alternatives", ())))
     mixed = weight * p_x + (1 - weight) * p_net
     if params.temperature != 1.0:
         mixed = np.power(np.clip(mixed, 1e-300, None), 1.0 / params.temperature)

@@ -100,6 +100,9 @@ class ClassificationResult:
                 "absence_classes": None if self.extinction is None else [
                     {"symbol": symbol, "probability": round(float(p), 6)}
                     for symbol, p in list(zip(self.extinction.symbols, self.extinction.probabilities))[:5]],
+                "alternative_cells": [] if self.evidence is None else [
+                    {**cell.to_dict(), "extinction_symbol": extinction.top_symbol}
+                    for cell, extinction in getattr(self.evidence, "alternatives", ())],
             },
         }
 
