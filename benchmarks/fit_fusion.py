@@ -236,18 +236,11 @@ def with_alternatives(evidence, prior):
     best cell's extinction analysis only)."""
     import dataclasses
 
-    from csn_plugin.crystallography import extinction_probabilities
-    from csn_plugin.crystallography.evidence import alternative_cells
+    from csn_plugin.crystallography.evidence import analyse_alternatives
 
     if evidence is None or evidence.cell is None or evidence.extinction is None or evidence.alternatives:
         return evidence
-    pairs = []
-    for other in alternative_cells(evidence.indexing):
-        try:
-            pairs.append((other, extinction_probabilities(evidence.peaks, other, prior=prior)))
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-            continue
-    return dataclasses.replace(evidence, alternatives=tuple(pairs))
+    return dataclasses.replace(evidence, alternatives=analyse_alternatives(evidence.peaks, evidence.indexing, prior=prior))
 
 
 def with_temperature(evidence, temperature, prior):

@@ -95,6 +95,20 @@ def alternative_cells(indexing, *, count=ALTERNATIVES, window=SCORE_WINDOW, min_
     return out
 
 
+def analyse_alternatives(peaks, indexing, *, prior="icsd", window=SCORE_WINDOW) -> tuple:
+    """((cell, extinction), ...) of the alternative cells within ``window`` (0: none); an
+    alternative whose extinction analysis fails is left out."""
+    from .extinction import extinction_probabilities
+
+    pairs = []
+    for other in (alternative_cells(indexing, window=window) if window > 0 else []):
+        try:
+            pairs.append((other, extinction_probabilities(peaks, other, prior=prior)))
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            continue
+    return tuple(pairs)
+
+
 def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=30.0, lattice_hint=None,
             window=SCORE_WINDOW) -> Evidence:
     """Peak search, indexing (a fixed work budget, ``time_limit`` seconds as a safety net; families
@@ -132,12 +146,7 @@ def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=30.0, 
         extinction = extinction_probabilities(peaks, cell, prior=prior)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
         return done(f"indexed {cell.lattice} (M20 {cell.M20:.1f}); no extinction analysis: {error}", peaks=peaks, indexing=indexing, cell=cell)
-    alternatives = []
-    for other in (alternative_cells(indexing, window=window) if window > 0 else []):
-        try:
-            alternatives.append((other, extinction_probabilities(peaks, other, prior=prior)))
-        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
-            continue  # an alternative without an extinction analysis is left out
+    alternatives = analyse_alternatives(peaks, indexing, prior=prior, window=window)
     timings["extinction"] = time.perf_counter() - start - timings["peaks"] - timings["indexing"]
     return done(f"indexed {cell.lattice} (M20 {cell.M20:.1f}, {cell.peaks_indexed}/{cell.peaks_used} lines){cut}",
-                peaks=peaks, indexing=indexing, cell=cell, extinction=extinction, alternatives=tuple(alternatives))
+                peaks=peaks, indexing=indexing, cell=cell, extinction=extinction, alternatives=alternatives)
