@@ -117,3 +117,20 @@ def test_unseen_probability_falls_with_the_expected_weight():
     assert p[0] > 0.5 > p[2] and p[0] > p[1] > p[2]
     # the same weights all seen: an allowed group is rarely unseen at any weight
     assert (_unseen_model(w, np.zeros(10, bool))(np.array([1.0, 300.0])) < 0.2).all()
+
+
+def test_absences_with_the_shared_rotation_cache_equal_the_direct_ones():
+    # one analysis scores ~100 settings on one hkl list and caches, per rotation, the hkl it
+    # leaves unchanged: every setting (all 530 Hall numbers) must give the same absences as
+    # without the cache, whichever settings filled it first
+    from csn_plugin.crystallography.extinction import _absent
+
+    rng = np.random.default_rng(0)
+    hkl = rng.integers(-6, 7, size=(400, 3))
+    hkl = np.vstack([hkl, [[0, 0, l] for l in range(1, 9)], [[h, 0, l] for h in range(-3, 4) for l in range(3)],
+                     [[h, h, l] for h in range(1, 4) for l in range(4)]])
+    cache = {}
+    mismatches = [hall for hall in rng.permutation(np.arange(1, 531)).tolist()
+                  if not np.array_equal(_absent(hkl, hall, cache), _absent(hkl, hall))]
+    assert mismatches == []
+    assert any(_absent(hkl, hall).any() for hall in range(1, 531))  # the check sees absences at all
