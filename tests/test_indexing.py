@@ -129,6 +129,25 @@ def test_tetragonal_with_late_l_lines():
     assert best.c == pytest.approx(2.957, abs=0.005) and best.zero_shift == pytest.approx(0.03, abs=0.01)
 
 
+def test_monoclinic_whose_first_five_lines_fix_no_hl_term():
+    # a P2_1/c cell (13.73 x 7.42 x 9.55 A, beta 121 deg) with the weak 110, 2-12, 22-1 and 220
+    # lines unobserved: none of the first five lines has h and l both non-zero, so no subset of
+    # them fixes the angle, and the h0l zone has too few lines to rank among the zones (before:
+    # an aP cell was ranked first; the 4-subsets of the first six lines find it)
+    cell = Cell(13.7291, 7.42217, 9.54608, 90.0, 120.966, 90.0)
+    grid = np.arange(-6, 7)
+    hkl = np.array([(h, k, l) for h in grid for k in range(0, 9) for l in grid if (h, k, l) != (0, 0, 0)])
+    hidden = {(1, 1, 0), (2, 1, -2), (2, 2, -1), (2, 2, 0)}
+    keep = [not ((k == 0 and l % 2) or (h == 0 and l == 0 and k % 2))  # the c glide and the 2_1 screw
+            and (abs(h), k, l * (1 if h >= 0 else -1)) not in hidden for h, k, l in hkl]
+    s = CU_KA1 * np.sqrt(cell.q(hkl[keep])) / 2
+    tt = np.unique(np.round(np.degrees(2 * np.arcsin(s[s < 1])), 4))
+    tt = tt[tt > 5][:25]
+    best = index_pattern(tt, CU_KA1).best
+    assert best is not None and best.lattice == "mP"
+    assert compare_lattices(best.cell, best.centring, cell, "P") == ("equivalent", 1)
+
+
 def test_rendered_pattern_through_the_peak_search():
     name, lattice, frac, numbers, occ, sg = _structure("A2B_tI12_141_e_a")
     config = cases.measured_like_config(zero_shift=-0.02, impurities=False, peak_counts=(2e4, 2e4))

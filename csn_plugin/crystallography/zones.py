@@ -200,20 +200,20 @@ def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8):
         return np.concatenate(rows) if rows else np.zeros((0, 4))
     # triclinic: pairs of zones that share their first axis
     hkl = np.array([(h, k, l) for h in range(-2, 3) for k in range(1, 3) for l in (-2, -1, 1, 2)])
-    for i in range(len(zones)):
-        for j in range(i + 1, len(zones)):
-            if deadline is not None and time.perf_counter() > deadline:
-                return np.array(rows).reshape(-1, 6)
-            qa1, qb, rab = zones[i]
-            qa2, qc, rac = zones[j]
-            if abs(qa1 - qa2) > 2 * np.median(tolq) or abs(qb - qc) < 1e-9:
-                continue
-            qa = 0.5 * (qa1 + qa2)
-            h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]
-            rest = h * h * qa + k * k * qb + l * l * qc + h * k * rab + h * l * rac
-            rbc = ((q[:, None] - rest[None, :]) / (k * l)[None, :]).ravel()
-            lim = np.sqrt(qb * qc)
-            rbc = rbc[np.abs(rbc) <= lim]
-            for f in _vote_signed(rbc, lim, 0.004, top=3):
-                rows.append((qa, qb, qc, rab, rac, f))
+    h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]
+    share = 2 * np.median(tolq)
+    ii, jj = np.triu_indices(len(zones), 1)
+    keep = (np.abs(zones[ii, 0] - zones[jj, 0]) <= share) & (np.abs(zones[ii, 1] - zones[jj, 1]) >= 1e-9)
+    for i, j in zip(ii[keep], jj[keep]):  # pairs that share their first axis
+        if deadline is not None and time.perf_counter() > deadline:
+            return np.array(rows).reshape(-1, 6)
+        qa1, qb, rab = zones[i]
+        qa2, qc, rac = zones[j]
+        qa = 0.5 * (qa1 + qa2)
+        rest = h * h * qa + k * k * qb + l * l * qc + h * k * rab + h * l * rac
+        rbc = ((q[:, None] - rest[None, :]) / (k * l)[None, :]).ravel()
+        lim = np.sqrt(qb * qc)
+        rbc = rbc[np.abs(rbc) <= lim]
+        for f in _vote_signed(rbc, lim, 0.004, top=3):
+            rows.append((qa, qb, qc, rab, rac, f))
     return np.array(rows).reshape(-1, 6)

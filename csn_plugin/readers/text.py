@@ -98,7 +98,7 @@ def _whitespace_commas(lines, dialect):
     (``1,834``, ``12,345,678.5``) and decimal points are used in the file (``45.00 1,834``), or a
     token holds two or more commas; otherwise its commas are decimal commas.
     Returns (dialect, thousands columns)."""
-    if not any("," in line for line in lines):
+    if not any("," in line and not _is_comment(line.strip()) for line in lines):  # a comma in a comment only
         return ("whitespace", ".", _split_whitespace), []
     tokens_of = []
     point_used = False
