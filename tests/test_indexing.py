@@ -215,3 +215,28 @@ def test_fast_screen_counts_what_brute_force_counts(family):
         assert hits == expected, (row, p)
         checked += hits > 0
     assert ok.sum() > 300 and checked > 100
+
+
+def test_batched_vote_equals_the_vote_of_each_row():
+    # the triclinic search votes for Rbc in all zone pairs at once: the same picks, in the same
+    # order, as the one-row vote, on rows with clusters, ties, out-of-range and too few values
+    from csn_plugin.crystallography.zones import _vote_signed, _vote_signed_rows
+
+    rng = np.random.default_rng(3)
+    rows, scale = [], []
+    for r in range(60):
+        lim = rng.uniform(0.001, 0.05)
+        v = rng.uniform(-1.5 * lim, 1.5 * lim, size=40)
+        for centre in rng.uniform(-lim, lim, size=r % 4):  # clusters of near-equal values
+            v[rng.integers(0, 40, size=3 + r % 5)] = centre + rng.normal(0, 0.001 * lim, size=1)
+        if r % 7 == 0:
+            v[:] = 2 * lim  # nothing in range
+        rows.append(v)
+        scale.append(lim)
+    values, scale = np.array(rows), np.array(scale)
+    batched = _vote_signed_rows(values, scale, 0.004, top=3)
+    expected = [(i, f) for i in range(len(values))
+                for f in _vote_signed(values[i][np.abs(values[i]) <= scale[i]], scale[i], 0.004, top=3)]
+    assert [i for i, _ in batched] == [i for i, _ in expected]
+    assert np.allclose([f for _, f in batched], [f for _, f in expected], rtol=1e-12, atol=0)
+    assert len(expected) > 40  # the rows do vote
