@@ -217,10 +217,26 @@ def test_fast_screen_counts_what_brute_force_counts(family):
     assert ok.sum() > 300 and checked > 100
 
 
+def _greedy_vote(values, scale, width, top, min_votes=2):
+    """The vote written plainly for one row: windows [v, v + width x scale] by support, each
+    start not yet used, median of its window."""
+    values = np.sort(values)
+    right = np.searchsorted(values, values + width * scale, side="right")
+    counts = right - np.arange(len(values))
+    out, used = [], np.zeros(len(values), dtype=bool)
+    for i in np.argsort(-counts, kind="stable"):
+        if len(out) >= top or counts[i] < min_votes:
+            break
+        if not used[i]:
+            out.append(float(np.median(values[i:right[i]])))
+            used[i:right[i]] = True
+    return out
+
+
 def test_batched_vote_equals_the_vote_of_each_row():
     # the triclinic search votes for Rbc in all zone pairs at once: the same picks, in the same
-    # order, as the one-row vote, on rows with clusters, ties, out-of-range and too few values
-    from csn_plugin.crystallography.zones import _vote_signed, _vote_signed_rows
+    # order, as the plain one-row vote, on rows with clusters, ties, out-of-range and too few values
+    from csn_plugin.crystallography.zones import _vote_signed
 
     rng = np.random.default_rng(3)
     rows, scale = [], []
@@ -234,9 +250,9 @@ def test_batched_vote_equals_the_vote_of_each_row():
         rows.append(v)
         scale.append(lim)
     values, scale = np.array(rows), np.array(scale)
-    batched = _vote_signed_rows(values, scale, 0.004, top=3)
+    batched = _vote_signed(values, scale, 0.004, top=3)
     expected = [(i, f) for i in range(len(values))
-                for f in _vote_signed(values[i][np.abs(values[i]) <= scale[i]], scale[i], 0.004, top=3)]
+                for f in _greedy_vote(values[i][np.abs(values[i]) <= scale[i]], scale[i], 0.004, top=3)]
     assert [i for i, _ in batched] == [i for i, _ in expected]
     assert np.allclose([f for _, f in batched], [f for _, f in expected], rtol=1e-12, atol=0)
     assert len(expected) > 40  # the rows do vote

@@ -13,10 +13,10 @@ reflection's Q is linear in the family's quadratic-form parameters p:
 1. *Trials* (exhaustive in the spirit of Werner's TREOR and of Q-space searches): for
    cubic to orthorhombic, every choice of n = 1, 2, 3 lines among the first few observed ones
    and of n low-index reflections for them gives p by solving an n x n linear system; all
-   choices at once, in numpy. Monoclinic trials add 4-line solves over the first six lines with indices up to 1 (and
-   200, 020, 002) to an Ito-style zone search (:mod:`.zones`: two-dimensional zones found from
-   pairs of lines and the lines that fit Q(h,k) = h^2 Qa + k^2 Qb + hk R, completed into
-   cells); triclinic trials come from the zone search alone. Tetragonal, hexagonal and
+   choices at once, in numpy. Monoclinic trials add 4-line solves over the first six lines with
+   indices up to 1 (and 200, 020, 002) to an Ito-style zone search (:mod:`.zones`:
+   two-dimensional zones found from pairs of lines and the lines that fit
+   Q(h,k) = h^2 Qa + k^2 Qb + hk R, completed into cells); triclinic trials come from the zone search alone. Tetragonal, hexagonal and
    orthorhombic trials also complete a zone of the first lines with the missing parameter
    solved from each line the zone does not explain (:func:`.zones.completion_trials`: a short
    axis whose lines start late, which no subset of the first lines can fix). The number of trials is capped

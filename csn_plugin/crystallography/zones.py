@@ -32,11 +32,6 @@ import time
 import numpy as np
 
 _ZONE_HK = np.array([(h, k) for h in range(0, 5) for k in range(-4, 5) if (h > 0 or k > 0) and not (h == 0 and k < 0)])
-# zones kept for the monoclinic and triclinic trials. A triclinic cell needs two zones that share
-# an axis: 40 zones held such a pair for the true cell of 5 of 28 val-split triclinic patterns, 100
-# for 8 (and both orders of each zone's axes: 9), but 100 found 7 of 60 cells against 5 of 60 at
-# 0.17 s more a pattern, paid by nearly every pattern (session 10): kept at 40
-N_ZONES = {"monoclinic": 40, "triclinic": 40}
 _R_INDICES = np.array([(1, 1), (1, -1), (1, 2), (1, -2), (2, 1), (2, -1)])
 
 
@@ -83,26 +78,11 @@ def _zones(q, tolq, n_basis=7, n_keep=60):
     return np.column_stack([zone_a, zone_b, zone_r])[order], counts[order]
 
 
-def _vote_signed(values, scale, width, top=4, min_votes=2):
-    values = np.sort(values[np.isfinite(values)])
-    if not len(values):
-        return np.zeros(0)
-    right = np.searchsorted(values, values + width * scale, side="right")
-    counts = right - np.arange(len(values))
-    out, used = [], np.zeros(len(values), dtype=bool)
-    for i in np.argsort(-counts, kind="stable"):
-        if len(out) >= top or counts[i] < min_votes:
-            break
-        if used[i]:
-            continue
-        out.append(float(np.median(values[i:right[i]])))
-        used[i:right[i]] = True
-    return np.array(out)
-
-
-def _vote_signed_rows(values, scale, width, top=3, min_votes=2):
-    """:func:`_vote_signed` for many rows at once (values (P, M), scale (P,)): (row, value)
-    pairs in row order, each row's picks in its vote order. Values beyond +-scale are left out."""
+def _vote_signed(values, scale, width, top=3, min_votes=2):
+    """The most supported values of each row (values (P, M), scale (P,), values beyond +-scale
+    left out): greedily, the window [v, v + width x scale] holding most values, its median kept
+    and its values used up, at most ``top`` per row and each with ``min_votes`` values. Returns
+    (row, value) pairs in row order, each row's picks in vote order."""
     n_rows, m = values.shape
     valid = np.abs(values) <= scale[:, None]
     v = np.sort(np.where(valid, values, np.inf), axis=1)
@@ -211,7 +191,7 @@ def completion_trials(family, lines, zero, n_lines=20, n_new=8, n_rect=10):
     return out[(out > 0).all(axis=1)]
 
 
-def trials(family, lines, zero, deadline=None, n_zones=None, n_new=8):
+def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8):
     """Trial parameter rows: monoclinic (A, B, C, D) with Q = A h^2 + B k^2 + C l^2 + D hl;
     triclinic (A, B, C, D, E, F) with Q = A h^2 + B k^2 + C l^2 + D hk + E hl + F kl."""
     q = lines.q(zero)
@@ -219,8 +199,6 @@ def trials(family, lines, zero, deadline=None, n_zones=None, n_new=8):
     n_out = 4 if family == "monoclinic" else 6
     if len(q) < n_out + 2:
         return np.zeros((0, n_out))
-    if n_zones is None:
-        n_zones = N_ZONES[family]
     zones, counts = _zones(q, tolq, n_keep=n_zones)
     zones = zones[counts >= 4]
     if not len(zones):
@@ -240,7 +218,9 @@ def trials(family, lines, zero, deadline=None, n_zones=None, n_new=8):
             b = b[b > 0]
             rows.append(np.column_stack([np.full(len(b), qa), b, np.full(len(b), qc), np.full(len(b), r)]))
         return np.concatenate(rows) if rows else np.zeros((0, 4))
-    # triclinic: pairs of zones that share their first axis
+    # triclinic: pairs of zones that share their first axis. 40 zones held such a pair for the true
+    # cell of 5 of 28 val-split triclinic patterns, 100 for 8, but 100 found 7 of 60 cells against 5
+    # at 0.17 s more a pattern, which nearly every pattern pays (session 10): n_zones stays 40
     hkl = np.array([(h, k, l) for h in range(-2, 3) for k in range(1, 3) for l in (-2, -1, 1, 2)])
     h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]
     share = 2 * np.median(tolq)
@@ -258,6 +238,6 @@ def trials(family, lines, zero, deadline=None, n_zones=None, n_new=8):
                 + h * l * rac[:, None])  # (P, H)
         rbc = ((q[None, :, None] - rest[:, None, :]) / (k * l)[None, None, :]).reshape(len(qa), -1)
         lim = np.sqrt(qb * qc)
-        for row, f in _vote_signed_rows(rbc, lim, 0.004, top=3):
+        for row, f in _vote_signed(rbc, lim, 0.004, top=3):
             out.append((qa[row], qb[row], qc[row], rab[row], rac[row], f))
     return np.array(out).reshape(-1, 6)
