@@ -148,6 +148,40 @@ def test_monoclinic_whose_first_five_lines_fix_no_hl_term():
     assert compare_lattices(best.cell, best.centring, cell, "P") == ("equivalent", 1)
 
 
+def test_large_cubic_cell_beyond_the_volume_limit():
+    # the Si136 clathrate (Fd-3m) stretched 1.5 times: a = 22.3 A, V = 11,100 A^3, beyond
+    # max_volume (4,000 A^3), as many Fd-3m cells of the val split (16-22 A); the outer cubic
+    # volume shell finds it (before: an oI cell was ranked first)
+    name, lattice, frac, numbers, occ, sg = _structure("A_cF136_227_aeg")
+    lattice = np.asarray(lattice) * 1.5  # the primitive cell: a quarter of the conventional
+    assert 4 * abs(np.linalg.det(lattice)) > 8000
+    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(40))))
+    theta = np.arcsin(CU_KA1 / (2 * refl.d))
+    inten = refl.f2m * (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    tt = np.degrees(2 * theta)
+    tt = np.sort(tt[(inten > 0.01 * inten.max()) & (tt > 5)])[:25]
+    result = index_pattern(tt, CU_KA1)
+    best = result.best
+    assert best is not None and best.lattice == "cF"
+    assert compare_lattices(best.cell, best.centring, Cell.from_matrix(lattice), "P") == ("equivalent", 1)
+    assert best.peaks_indexed == best.peaks_used
+    # the outer shell is not searched when the inner one holds a cubic cell
+    small = index_pattern(_lines("AB_cF8_225_a_b")[0], CU_KA1).best
+    assert small.lattice == "cF" and small.volume < 4000
+
+
+def test_centring_letters_of_conventional_bases():
+    # each centred lattice's conventional basis in its primitive basis gets its letter; a
+    # sublattice of index 2 that is no centring (a doubled axis) gets none
+    from csn_plugin.crystallography.cells import _PRIMITIVE, _centrings_of
+
+    bases = {letter: np.rint(np.linalg.inv(prim)) for letter, prim in _PRIMITIVE.items()}
+    letters = _centrings_of(np.stack(list(bases.values())))
+    assert list(letters) == list(bases)
+    assert _centrings_of(np.diag([2.0, 1.0, 1.0])[None])[0] == ""
+    assert _centrings_of(np.array([[[1.0, 1, 0], [-1, 1, 0], [0, 0, 1]]]))[0] == "C"
+
+
 def test_rendered_pattern_through_the_peak_search():
     name, lattice, frac, numbers, occ, sg = _structure("A2B_tI12_141_e_a")
     config = cases.measured_like_config(zero_shift=-0.02, impurities=False, peak_counts=(2e4, 2e4))

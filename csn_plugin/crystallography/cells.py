@@ -191,50 +191,47 @@ class LatticeMatch:
     angle_deviation: float
 
 
-def _centring_of(t):
-    """Centring letter of the conventional basis T (rows, integer, det > 0) of a primitive
-    lattice, or None when it is not one of P A B C I F R(obverse)."""
-    det = int(round(np.linalg.det(t)))
-    inv = np.linalg.inv(t)
-    frac = np.mod(np.round(inv * 6) / 6, 1.0)  # primitive vectors in conventional fractions
-    vectors = {tuple(np.round(np.mod(row, 1.0), 4)) for row in frac}
-    vectors = {v for v in vectors if any(x > 1e-6 for x in v)}
-    if det == 1:
-        return "P"
-    if det == 2:
-        if len(vectors) != 1:
-            return None
-        v = next(iter(vectors))
-        return {(0.0, 0.5, 0.5): "A", (0.5, 0.0, 0.5): "B", (0.5, 0.5, 0.0): "C", (0.5, 0.5, 0.5): "I"}.get(v)
-    if det == 4:
-        f = {(0.0, 0.5, 0.5), (0.5, 0.0, 0.5), (0.5, 0.5, 0.0)}
-        return "F" if vectors and vectors <= f else None
-    if det == 3:
-        obverse = {(round(2 / 3, 4), round(1 / 3, 4), round(1 / 3, 4)), (round(1 / 3, 4), round(2 / 3, 4), round(2 / 3, 4))}
-        return "R" if vectors and vectors <= obverse else None
-    return None
+def _member_table(vectors):
+    """(216,) bool: which rows, coded in sixths (a*36 + b*6 + c, each mod 1), are these vectors."""
+    table = np.zeros(216, dtype=bool)
+    for v in vectors:
+        a, b, c = (int(round(x * 6)) % 6 for x in v)
+        table[a * 36 + b * 6 + c] = True
+    return table
 
 
-_CENTRING_SETS = {
-    letter: np.array(vectors, dtype=float) for letter, vectors in CENTRINGS.items()
-}
+_CENTRING_TABLES = {letter: (len(vectors), _member_table(vectors)) for letter, vectors in CENTRINGS.items()}
+
+
+def _int_det(t):
+    """Determinants (K,) of integer matrices (K, 3, 3), exactly."""
+    return (t[:, 0, 0] * (t[:, 1, 1] * t[:, 2, 2] - t[:, 1, 2] * t[:, 2, 1])
+            - t[:, 0, 1] * (t[:, 1, 0] * t[:, 2, 2] - t[:, 1, 2] * t[:, 2, 0])
+            + t[:, 0, 2] * (t[:, 1, 0] * t[:, 2, 1] - t[:, 1, 1] * t[:, 2, 0]))
+
+
+def _cross(u, v):
+    return np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1], u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
+                     u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=-1)
 
 
 def _centrings_of(t_rows):
     """Centring letters (K,) of conventional bases (K, 3, 3) (rows, integer, det > 0): "" where
     the index-|det| sublattice is none of P A B C I F R (obverse)."""
-    det = np.rint(np.linalg.det(t_rows)).astype(int)
-    inv = np.linalg.inv(t_rows)
-    frac = np.mod(inv, 1.0)
-    frac = np.where(frac > 1 - 1e-6, 0.0, frac)
+    t = np.rint(t_rows).astype(np.int64)
+    det = _int_det(t)
+    # the primitive rows in conventional fractions are the rows of inv(T) = adj(T) / det: in
+    # sixths, 6 adj / det, whole where det divides 6 adj (det is 1-4 here)
+    adj = np.stack([_cross(t[:, 1], t[:, 2]), _cross(t[:, 2], t[:, 0]), _cross(t[:, 0], t[:, 1])], axis=-1)
+    six = 6 * adj
+    safe = np.where(det == 0, 1, det)[:, None, None]
+    exact = (np.mod(six, safe) == 0).all(axis=-1)  # (K, 3)
+    digits = np.mod(six // safe, 6)
+    code = digits[..., 0] * 36 + digits[..., 1] * 6 + digits[..., 2]  # (K, 3)
     out = np.full(len(t_rows), "", dtype=object)
-    for letter, vectors in _CENTRING_SETS.items():
-        if len(vectors) not in (1, 2, 3, 4):
-            continue
-        # every primitive row (in conventional fractions, mod 1) must be one of the centrings
-        diff = np.abs(frac[:, :, None, :] - vectors[None, None, :, :]).max(axis=-1)  # (K, 3, V)
-        member = (diff < 1e-6).any(axis=-1).all(axis=-1)
-        ok = member & (det == len(vectors)) & (out == "")
+    for letter, (count, table) in _CENTRING_TABLES.items():
+        # every primitive row (mod 1) must be one of the centrings
+        ok = (exact & table[code]).all(axis=-1) & (det == count) & (out == "")
         out[ok] = letter
     return out
 
@@ -274,11 +271,10 @@ def lattice_symmetry(cell: Cell, centring="P", length_tol=0.01, angle_tol=1.0) -
         tri = np.column_stack([ii[keep], jj[keep], kk[keep]])
     else:
         tri = np.zeros((0, 3), dtype=int)
-    results = []
     if len(tri):
         t_rows = np.stack([half[tri[:, 0]], half[tri[:, 1]], half[tri[:, 2]]], axis=1)  # (T,3,3)
-        det = np.rint(np.linalg.det(t_rows)).astype(int)
-        good = np.isin(np.abs(det), (1, 2, 3, 4))
+        det = _int_det(t_rows)
+        good = (np.abs(det) >= 1) & (np.abs(det) <= 4)
         tri, t_rows, det = tri[good], t_rows[good], det[good]
         la, lb, lc = lengths[tri[:, 0]], lengths[tri[:, 1]], lengths[tri[:, 2]]
         cos_ac = cos[tri[:, 0], tri[:, 2]]
@@ -323,15 +319,16 @@ def lattice_symmetry(cell: Cell, centring="P", length_tol=0.01, angle_tol=1.0) -
                 use_alt = (letters == "") & (alt_letters == "R")
                 rows[use_alt] = alt[use_alt]
                 letters[use_alt] = "R"
-            for c, letter, row in zip(cand, letters, rows):
-                if letter == "":
-                    continue
+            first = {}  # the first candidate of each Bravais lattice (in the order of score)
+            for letter in set(letters) - {""}:
                 bravais = _bravais_name(family, letter)
-                if bravais is None or bravais in matches:
-                    continue
-                rows1 = row
-                conv = reduced.transformed(rows1)
-                matches[bravais] = LatticeMatch(bravais, symmetrize(conv, family), letter, rows1.astype(int),
+                if bravais is not None:
+                    i = int(np.argmax(letters == letter))
+                    first[bravais] = min(first.get(bravais, i), i)
+            for bravais, i in first.items():
+                c, row = cand[i], rows[i]
+                conv = reduced.transformed(row)
+                matches[bravais] = LatticeMatch(bravais, symmetrize(conv, family), letters[i], row.astype(int),
                                                 float(ldev[c]), float(adev[c]))
     matches["aP"] = LatticeMatch("aP", reduced, "P", np.eye(3, dtype=int), 0.0, 0.0)
     return [matches[b] for b in BRAVAIS_ORDER if b in matches]

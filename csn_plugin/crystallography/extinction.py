@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..physics import q_to_two_theta, two_theta_to_q
-from ..symmetry import absence_class_members, absence_classes, crystal_family, space_group
+from ..symmetry import absence_class_members, absence_classes, crystal_family
 from .cells import FAMILY_OF_BRAVAIS, Cell, allowed_by_centring
 from .peaks import PeakSet
 

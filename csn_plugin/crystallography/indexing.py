@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..physics import two_theta_to_q
-from .cells import (BRAVAIS_ORDER, FAMILY_OF_BRAVAIS, SYSTEM_RANK, Cell, allowed_by_centring, compare_lattices,
+from .cells import (FAMILY_OF_BRAVAIS, SYSTEM_RANK, Cell, allowed_by_centring, compare_lattices,
                     lattice_symmetry, niggli_reduce)
 from .peaks import PeakSet
 
@@ -56,9 +56,14 @@ CENTRINGS_OF = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal":
                 "orthorhombic": ("P", "C", "A", "B", "I", "F"), "monoclinic": ("P", "C", "A", "I"),
                 "triclinic": ("P",)}
 # index limits (all, l) of the reflections the quick score and the polish compare lines with
-_SCORE_BOX = {"cubic": (7, 7), "tetragonal": (7, 12), "hexagonal": (7, 12), "orthorhombic": (7, 7),
+_SCORE_BOX = {"cubic": (11, 11), "tetragonal": (7, 12), "hexagonal": (7, 12), "orthorhombic": (7, 7),
               "monoclinic": (4, 4), "triclinic": (3, 3)}
 MAX_TRIALS = 150_000  # per family and zero-shift start: the deterministic work budget (natural counts: <= 70,000)
+# the outer volume shell, max_volume to max_volume times this, searched when the inner one gives
+# no cell of the family: large cubic cells (Fd-3m a = 16-22 A, V 4,400-10,400 A^3 in the val
+# split) cost little with one parameter
+VOLUME_FACTOR = {"cubic": 8.0}
+UPGRADE_MARGIN = 20.0
 N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
 _DEG = math.pi / 180
 
@@ -861,6 +866,59 @@ def _symmetry_upgrade(fit: _Fit, lines, penalty, length_tol=0.01, angle_tol=1.0)
 # -------------------------------------------------------------------------------------- main
 
 
+def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_trials, t0, time_limit):
+    """Trials of one family in one volume range, their quick scores, and the refined fits of the
+    best (distinct cells, at most ``max_unindexed`` lines left): (fits, timed out)."""
+    from . import zones
+
+    n = len(lines.two_theta)
+    found = []
+    for zi, zero in enumerate(zeros):
+        if zi > 0 and found and max(row[0] for row in found) > 12 * math.log(20.0):
+            continue
+        if family == "monoclinic":
+            # every 4-subset of the first 6 lines (of 5: 2 fewer of 30 val-split cells found,
+            # the hl term often resting on none of the first five lines)
+            trials = np.concatenate([zones.trials(family, lines, zero, deadline=t0 + time_limit),
+                                     _trials_linear(family, lines, zero, 6, 1)])
+        elif family == "triclinic":
+            trials = zones.trials(family, lines, zero, deadline=t0 + time_limit)
+        else:
+            n_first, limit = {"cubic": (4, 8), "tetragonal": (6, 3), "hexagonal": (6, 3),
+                              "orthorhombic": (6, 2)}[family]
+            trials = _trials_linear(family, lines, zero, n_first, limit)
+            if family != "cubic":  # a zone of the first lines completed by all lines: first
+                trials = np.concatenate([zones.completion_trials(family, lines, zero), trials])
+        if not len(trials):
+            continue
+        # a fixed work budget, not the clock, bounds the search (the same answer on a busy
+        # machine): trials come ordered by their first lines, so the cap keeps the subsets
+        # of the earliest lines
+        trials = _dedupe(trials)[:MAX_TRIALS]
+        n_check = min(n, 14 if family in ("monoclinic", "triclinic") else 16)
+        good, scores, counts, cen = _quick_score(family, trials, lines, zero, n_check,
+                                                 max(max_unindexed, 1), v_range, penalty)
+        order = np.argsort(-scores)[:top_trials]
+        for i in order:
+            if scores[i] <= 0:
+                continue
+            found.append((scores[i], good[i], zero))
+    found.sort(key=lambda row: -row[0])
+    refined_keys, fits = set(), []
+    for _, params, zero in found[:top_trials]:
+        if time.perf_counter() - t0 > time_limit:
+            return fits, True
+        fit = _best_centring(family, params, lines, zero, penalty)
+        if fit is None or n - fit.n_indexed > max_unindexed:
+            continue
+        key = (fit.centring, tuple(np.round(np.sort(fit.params) / max(fit.params.max(), 1e-12), 3)))
+        if key in refined_keys:
+            continue
+        refined_keys.add(key)
+        fits.append(fit)
+    return fits, False
+
+
 def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top_trials, t0, time_limit,
             good_m20=30.0):
     """Trials, quick scores and refinement for every family on one set of lines."""
@@ -868,15 +926,13 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
     if max_unindexed is None:
         max_unindexed = max(2, int(round(0.2 * n)))
     fits, searched, timed_out = [], [], False
+    upgraded = set()
     if n < 4:
         return fits, searched, timed_out
     zeros = [0.0 if zero_shift is None else float(zero_shift)]
     z_est = estimate_zero_shift(lines.two_theta)
     if zero_shift is None and abs(z_est) > 0.01:
         zeros.append(z_est)
-    v_range = (8.0, max_volume)
-    from . import zones
-
     max_params = 6
     for family in families:
         if time.perf_counter() - t0 > time_limit:
@@ -885,57 +941,33 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
         if n < N_PARAMS[family] + 3 or N_PARAMS[family] > max_params:
             continue
         searched.append(family)
-        found = []
-        for zi, zero in enumerate(zeros):
-            if zi > 0 and found and max(row[0] for row in found) > 12 * math.log(20.0):
-                continue
-            if family == "monoclinic":
-                # every 4-subset of the first 6 lines (of 5: 2 fewer of 30 val-split cells found,
-                # the hl term often resting on none of the first five lines)
-                trials = np.concatenate([zones.trials(family, lines, zero, deadline=t0 + time_limit),
-                                         _trials_linear(family, lines, zero, 6, 1)])
-            elif family == "triclinic":
-                trials = zones.trials(family, lines, zero, deadline=t0 + time_limit)
-            else:
-                n_first, limit = {"cubic": (4, 8), "tetragonal": (6, 3), "hexagonal": (6, 3),
-                                  "orthorhombic": (6, 2)}[family]
-                trials = _trials_linear(family, lines, zero, n_first, limit)
-                if family != "cubic":  # a zone of the first lines completed by all lines: first
-                    trials = np.concatenate([zones.completion_trials(family, lines, zero), trials])
-            if not len(trials):
-                continue
-            # a fixed work budget, not the clock, bounds the search (the same answer on a busy
-            # machine): trials come ordered by their first lines, so the cap keeps the subsets
-            # of the earliest lines
-            trials = _dedupe(trials)[:MAX_TRIALS]
-            n_check = min(n, 14 if family in ("monoclinic", "triclinic") else 16)
-            good, scores, counts, cen = _quick_score(family, trials, lines, zero, n_check,
-                                                     max(max_unindexed, 1), v_range, penalty)
-            order = np.argsort(-scores)[:top_trials]
-            for i in order:
-                if scores[i] <= 0:
-                    continue
-                found.append((scores[i], good[i], zero))
-        found.sort(key=lambda row: -row[0])
-        refined_keys = set()
-        for _, params, zero in found[:top_trials]:
-            if time.perf_counter() - t0 > time_limit:
-                timed_out = True
+        # volume shells (DICVOL's order): the larger cells only when the smaller give none
+        shells = [(8.0, max_volume)]
+        if VOLUME_FACTOR.get(family, 1.0) > 1.0:
+            shells.append((max_volume, max_volume * VOLUME_FACTOR[family]))
+        for k, v_range in enumerate(shells):
+            # a large cell fits stray lines by chance: in the outer shell it must index all but one
+            new, t_out = _family_fits(family, lines, zeros, v_range, max_unindexed if k == 0 else 1, penalty,
+                                      top_trials, t0, time_limit)
+            timed_out |= t_out
+            if new or t_out:
                 break
-            fit = _best_centring(family, params, lines, zero, penalty)
-            if fit is None or n - fit.n_indexed > max_unindexed:
-                continue
-            key = (fit.centring, tuple(np.round(np.sort(fit.params) / max(fit.params.max(), 1e-12), 3)))
-            if key in refined_keys:
-                continue
-            refined_keys.add(key)
-            fit = _symmetry_upgrade(fit, lines, penalty)
+        for fit in new:
+            if fit.n_indexed >= n - 1:  # may stop the search: its final lattice now
+                fit = _symmetry_upgrade(fit, lines, penalty)
+                upgraded.add(id(fit))
             fits.append((fit, family))
             if fit.n_indexed == n and fit.m20 >= good_m20:
                 # a cell that indexes every line well: only families with at most one more
                 # parameter can still beat it (one more, not none: a pseudo-cubic cell can index
                 # every line of a tetragonal pattern with M20 > 60, the true tI cell better)
                 max_params = min(max_params, N_PARAMS[fit.family] + 1)
+    # the metric-symmetry step for the fits that can still rank near the top (an upgrade gains
+    # the fewer parameters' lines and the symmetry bonus, far less than UPGRADE_MARGIN)
+    if fits:
+        best = max(f.score for f, _ in fits)
+        fits = [(f if id(f) in upgraded or f.score < best - UPGRADE_MARGIN else _symmetry_upgrade(f, lines, penalty), fam)
+                for f, fam in fits]
     return fits, searched, timed_out
 
 

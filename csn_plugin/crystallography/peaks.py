@@ -615,7 +615,6 @@ def _fit(x, y, bg, sigma, centres, areas, widths, ka2_wl_ratio, ka2_ratio, fit_r
     pos, area, w, eta, skew, b0, b1, ratio = prob.unpack(theta)
     dof = max(len(prob.rows) - prob.n_params, 1)
     chi2 = float(np.sum(res**2)) / dof
-    scale = max(chi2, 1.0)
     sizes = prob.block_sizes
     kmax = normal.shape[1]
     pad = np.arange(kmax)[None, :] >= sizes[:, None]
