@@ -170,6 +170,37 @@ def test_large_cubic_cell_beyond_the_volume_limit():
     assert small.lattice == "cF" and small.volume < 4000
 
 
+def test_supercell_of_a_subcell_fit_explains_the_weak_lines():
+    # an Immm cell (4.32 x 8.72 x 16.39 A) whose k-odd lines are weak: the b-halved subcell fits
+    # the first lines with a high M20 and leaves three of the four weak lines over; its b-doubled
+    # supercell indexes them all (in the val split such a subcell was ranked first, 2 of 30)
+    from csn_plugin.crystallography import indexing
+
+    cell = Cell(4.324, 8.716, 16.39)
+    grid = np.arange(0, 12)
+    hkl = np.array([(h, k, l) for h in grid for k in grid for l in grid if (h, k, l) != (0, 0, 0) and (h + k + l) % 2 == 0])
+    s = CU_KA1 * np.sqrt(cell.q(hkl)) / 2
+    hkl, tt = hkl[s < 1], np.degrees(2 * np.arcsin(s[s < 1]))
+    main = np.unique(np.round(tt[(hkl[:, 1] % 2 == 0) & (tt > 5)], 4))[:21]
+    weak = np.unique(np.round(tt[(hkl[:, 1] % 2 == 1) & (tt > main[6])], 4))[[0, 2, 4, 6]]
+    lines = indexing._prepare_lines(np.sort(np.concatenate([main, weak])), CU_KA1, 25, 0.03, 4.0)
+    sub = indexing._best_centring("orthorhombic", indexing.cell_to_params("orthorhombic", Cell(4.324, 4.358, 16.39)),
+                                  lines, 0.0, 0.75)
+    assert 21 <= sub.n_indexed < 25  # (one weak line falls on a subcell line)
+    found = indexing._supercell_fits([(sub, "orthorhombic")], lines, 0.75)
+    assert len(found) == 1 and found[0][0].n_indexed == 25
+    fit = found[0][0]
+    assert compare_lattices(Cell.from_reciprocal_metric(indexing.params_to_rmetric("orthorhombic", fit.params)),
+                            fit.centring, cell, "I") == ("equivalent", 1)
+    # a right cell with two impurity lines: no supercell gains the margin
+    right = indexing._best_centring("orthorhombic", indexing.cell_to_params("orthorhombic", cell),
+                                    indexing._prepare_lines(np.sort(np.concatenate([main, weak, [23.37, 31.9]])),
+                                                            CU_KA1, 27, 0.03, 4.0), 0.0, 0.75)
+    assert right.n_indexed == 25
+    assert indexing._supercell_fits([(right, "orthorhombic")], indexing._prepare_lines(
+        np.sort(np.concatenate([main, weak, [23.37, 31.9]])), CU_KA1, 27, 0.03, 4.0), 0.75) == []
+
+
 def test_centring_letters_of_conventional_bases():
     # each centred lattice's conventional basis in its primitive basis gets its letter; a
     # sublattice of index 2 that is no centring (a doubled axis) gets none

@@ -919,6 +919,43 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
     return fits, False
 
 
+# supercells of index 2-4 per family, as factors on the reciprocal parameters (an axis doubled
+# quarters its term; the monoclinic hl term follows h and l): c doubled, a x sqrt(2) (tetragonal)
+# or x sqrt(3) (hexagonal), a doubled, each axis doubled (orthorhombic, monoclinic)
+_SUPERCELL_FACTORS = {
+    "cubic": ((0.25,),),
+    "tetragonal": ((1.0, 0.25), (0.5, 1.0), (0.25, 1.0)),
+    "hexagonal": ((1.0, 0.25), (1 / 3, 1.0), (0.25, 1.0)),
+    "orthorhombic": ((0.25, 1.0, 1.0), (1.0, 0.25, 1.0), (1.0, 1.0, 0.25)),
+    "monoclinic": ((0.25, 1.0, 1.0, 0.5), (1.0, 0.25, 1.0, 1.0), (1.0, 1.0, 0.25, 0.5)),
+}
+SUPERCELL_FITS = 4  # the best fits (leaving lines unindexed) whose supercells are tried
+# ... and the score a supercell must gain (a prior against larger cells: measured lines of an
+# impurity fit a doubled cell by chance; with 0, 13 of 89 rruff-dev cells became doubled ones,
+# mostly of already long axes, for +1 to +3)
+SUPERCELL_MARGIN = 5.0
+
+
+def _supercell_fits(fits, lines, penalty):
+    """Supercells of the best fits that leave lines unindexed, where one explains more of the lines
+    with a better score: a subcell fits the strong lines of a superstructure with a high M20 and
+    leaves its weak lines over, which no trial of the first lines may reach."""
+    n = len(lines.two_theta)
+    out = []
+    for fit, family in sorted(fits, key=lambda row: -row[0].score)[:SUPERCELL_FITS]:
+        if fit.n_indexed >= n or fit.family not in _SUPERCELL_FACTORS:
+            continue
+        for factor in _SUPERCELL_FACTORS[fit.family]:
+            params = fit.params * np.asarray(factor)
+            first = _evaluate(fit.family, params, "P", lines, fit.zero, penalty)  # P: the most lines
+            if first is None or first.n_indexed <= fit.n_indexed:
+                continue
+            new = _best_centring(fit.family, params, lines, fit.zero, penalty)
+            if new is not None and new.n_indexed > fit.n_indexed and new.score > fit.score + SUPERCELL_MARGIN:
+                out.append((new, family))
+    return out
+
+
 def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top_trials, t0, time_limit,
             good_m20=30.0):
     """Trials, quick scores and refinement for every family on one set of lines."""
@@ -962,6 +999,7 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
                 # parameter can still beat it (one more, not none: a pseudo-cubic cell can index
                 # every line of a tetragonal pattern with M20 > 60, the true tI cell better)
                 max_params = min(max_params, N_PARAMS[fit.family] + 1)
+    fits += _supercell_fits(fits, lines, penalty)
     # the metric-symmetry step for the fits that can still rank near the top (an upgrade gains
     # the fewer parameters' lines and the symmetry bonus, far less than UPGRADE_MARGIN)
     if fits:
