@@ -201,6 +201,31 @@ def test_supercell_of_a_subcell_fit_explains_the_weak_lines():
         np.sort(np.concatenate([main, weak, [23.37, 31.9]])), CU_KA1, 27, 0.03, 4.0), 0.75) == []
 
 
+@pytest.mark.parametrize("family, cell", [
+    ("orthorhombic", Cell(3.1, 7.9, 24.5)),
+    ("monoclinic", Cell(4.2, 19.7, 8.3, 90, 117.0, 90)),
+    ("triclinic", Cell(5.3, 7.1, 22.8, 78.0, 101.0, 95.0)),
+    ("hexagonal", Cell(3.2, 3.2, 26.0, 90, 90, 120)),
+])
+def test_reflection_list_holds_every_form_below_q_max(family, cell):
+    # the per-index box (|h| <= sqrt(Q) a) loses nothing against a box far beyond it
+    from csn_plugin.crystallography import indexing
+
+    g = cell.reciprocal_metric
+    p = {"orthorhombic": [g[0, 0], g[1, 1], g[2, 2]], "monoclinic": [g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 2]],
+         "hexagonal": [g[0, 0], g[2, 2]],
+         "triclinic": [g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 1], 2 * g[0, 2], 2 * g[1, 2]]}[family]
+    q_max = 0.6
+    _, forms, _ = indexing._reflections_for(family, np.array(p), q_max)
+    r = np.arange(-40, 41)
+    hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
+    hkl = hkl[(hkl != 0).any(axis=1)]
+    q = np.einsum("ni,ij,nj->n", hkl, g, hkl)
+    expected = {tuple(f) for f in indexing._forms(family, hkl[q <= q_max * 0.9999])}
+    got = {tuple(f) for f in forms}
+    assert expected <= got and len(got) > 50
+
+
 def test_centring_letters_of_conventional_bases():
     # each centred lattice's conventional basis in its primitive basis gets its letter; a
     # sublattice of index 2 that is no centring (a doubled axis) gets none
