@@ -230,24 +230,23 @@ def _volume_of(family, p):
     return 1 / np.sqrt(np.clip(det, 1e-30, None))
 
 
+@functools.lru_cache(maxsize=None)
 def _index_box(family, limit, l_limit=None):
     """(hkl, forms, allowed per centring) of the reflections with indices up to ``limit`` (l up
-    to ``l_limit`` for tetragonal and hexagonal cells), one per distinct quadratic form (allowed
-    where any reflection of that form is allowed)."""
-    ll = limit if l_limit is None or family not in ("tetragonal", "hexagonal") else l_limit
-    return _box(family, limit, limit, ll)
-
-
-@functools.lru_cache(maxsize=64)
-def _box(family, lh, lk, ll):
-    """_index_box with a limit per index: h up to lh, k up to lk, l up to ll (non-negative or
-    both signs as the family's forms need; forms in sorted order, each with its first hkl)."""
-    def signed(n):
-        return range(-n, n + 1)
-
-    ranges = {"hexagonal": (signed(lh), signed(lk)), "monoclinic": (signed(lh), range(lk + 1)),
-              "triclinic": (signed(lh), signed(lk))}.get(family, (range(lh + 1), range(lk + 1)))
-    hkl = np.array(list(itertools.product(*ranges, range(ll + 1))))
+    to ``l_limit``), one per distinct quadratic form (allowed where any reflection of that form
+    is allowed)."""
+    r = range(-limit, limit + 1)
+    l_limit = limit if l_limit is None else l_limit
+    if family in ("cubic", "orthorhombic"):
+        hkl = np.array(list(itertools.product(range(limit + 1), repeat=3)))
+    elif family == "tetragonal":
+        hkl = np.array([(h, k, l) for h in range(limit + 1) for k in range(limit + 1) for l in range(l_limit + 1)])
+    elif family == "hexagonal":
+        hkl = np.array([(h, k, l) for h in r for k in r for l in range(0, l_limit + 1)])
+    elif family == "monoclinic":
+        hkl = np.array([(h, k, l) for h in r for k in range(0, limit + 1) for l in range(0, limit + 1)])
+    else:
+        hkl = np.array([(h, k, l) for h in r for k in r for l in range(0, limit + 1)])
     hkl = hkl[(hkl != 0).any(axis=1)]
     forms = _forms(family, hkl)
     keys, first, inverse = np.unique(forms, axis=0, return_index=True, return_inverse=True)
@@ -260,17 +259,12 @@ def _box(family, lh, lk, ll):
 
 
 def _reflections_for(family, p, q_max):
-    """(hkl, forms, allowed) of every distinct form with Q <= q_max for these parameters (an
-    index is at most sqrt(Q) times its axis: |h| = |r . a| <= |r| a)."""
+    """(hkl, forms, allowed) of every distinct form with Q <= q_max for these parameters."""
     g = params_to_rmetric(family, p)
     cell = Cell.from_reciprocal_metric(g)
-    s = math.sqrt(q_max)
-    lh, lk, ll = (min(max(int(math.ceil(s * x)) + 1, 2), 30) for x in (cell.a, cell.b, cell.c))
-    if family == "cubic":
-        lh = lk = ll = max(lh, lk, ll)
-    elif family in ("tetragonal", "hexagonal"):
-        lh = lk = max(lh, lk)
-    hkl, forms, allowed = _box(family, lh, lk, ll)
+    lim = int(math.ceil(math.sqrt(q_max) * max(cell.a, cell.b, cell.c))) + 1
+    lim = min(max(lim, 2), 30)
+    hkl, forms, allowed = _index_box(family, lim)
     q = forms @ np.asarray(p, dtype=float)
     keep = q <= q_max * 1.0001
     return hkl[keep], forms[keep], {c: a[keep] for c, a in allowed.items()}
