@@ -63,6 +63,8 @@ MAX_TRIALS = 150_000  # per family and zero-shift start: the deterministic work 
 # no cell of the family: large cubic cells (Fd-3m a = 16-22 A, V 4,400-10,400 A^3 in the val
 # split) cost little with one parameter
 VOLUME_FACTOR = {"cubic": 8.0}
+# the metric-symmetry step of a fit that cannot stop the search waits until the end and is
+# skipped more than this below the best score (an upgrade gains a few log M terms, <= ~15)
 UPGRADE_MARGIN = 20.0
 N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
 _DEG = math.pi / 180
@@ -919,9 +921,10 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
     return fits, False
 
 
-# supercells of index 2-4 per family, as factors on the reciprocal parameters (an axis doubled
-# quarters its term; the monoclinic hl term follows h and l): c doubled, a x sqrt(2) (tetragonal)
-# or x sqrt(3) (hexagonal), a doubled, each axis doubled (orthorhombic, monoclinic)
+# supercells per family, as factors on the reciprocal parameters (an axis doubled quarters its
+# term; the monoclinic hl term follows h and l): cubic a doubled (index 8); c doubled, a x sqrt(2)
+# (tetragonal) or x sqrt(3) (hexagonal), a doubled (index 2-4); each axis doubled (orthorhombic,
+# monoclinic)
 _SUPERCELL_FACTORS = {
     "cubic": ((0.25,),),
     "tetragonal": ((1.0, 0.25), (0.5, 1.0), (0.25, 1.0)),
