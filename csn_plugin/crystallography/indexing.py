@@ -64,7 +64,8 @@ MAX_TRIALS = 150_000  # per family and zero-shift start: the deterministic work 
 # split) cost little with one parameter
 VOLUME_FACTOR = {"cubic": 8.0}
 # the metric-symmetry step of a fit that cannot stop the search waits until the end and is
-# skipped more than this below the best score (an upgrade gains a few log M terms, <= ~15)
+# skipped more than this below the best score (an upgrade gains ~log M, 3-5, per parameter it
+# saves: a triclinic fit that is metrically cubic could gain more, and is left as found)
 UPGRADE_MARGIN = 20.0
 N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
 _DEG = math.pi / 180
