@@ -955,6 +955,7 @@ def _supercell_fits(fits, lines, penalty):
             if first is None or first.n_indexed <= fit.n_indexed:
                 continue
             new = _best_centring(fit.family, params, lines, fit.zero, penalty)
+            # (asking two more lines instead: val split 117 vs 118 of 210, so one it is)
             if new is not None and new.n_indexed > fit.n_indexed and new.score > fit.score + SUPERCELL_MARGIN:
                 out.append((new, family))
     return out
@@ -984,7 +985,7 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
         searched.append(family)
         # volume shells (DICVOL's order): the larger cells only when the smaller give none
         shells = [(8.0, max_volume)]
-        if VOLUME_FACTOR.get(family, 1.0) > 1.0:
+        if VOLUME_FACTOR.get(family, 1.0) > 1.0 and n >= 6:  # (a large cell fits 4-5 lines by chance)
             shells.append((max_volume, max_volume * VOLUME_FACTOR[family]))
         for k, v_range in enumerate(shells):
             # a large cell fits stray lines by chance: in the outer shell it must index all but one
