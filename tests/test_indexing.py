@@ -25,17 +25,23 @@ def _structure(label):
     raise LookupError(label)
 
 
-def _lines(label, n=25, zero=0.0, min_rel=1.0, impurity=None):
-    """The first n line positions (deg, Cu Ka1) of a structure with relative intensity
-    (|F|^2 m LP) above min_rel %, shifted by ``zero``, plus an optional impurity line."""
-    name, lattice, frac, numbers, occ, sg = _structure(label)
-    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(60))))
+def _positions(lattice, frac, numbers, occ, n=25, min_rel=1.0, low=8.0, high=120.0):
+    """The first n line positions (deg 2theta, Cu Ka1, between ``low`` and ``high``) of a
+    structure with relative intensity (|F|^2 m LP) above min_rel %."""
+    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(high / 2))))
     theta = np.arcsin(CU_KA1 / (2 * refl.d))
     lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
     inten = refl.f2m * lp
     tt = np.degrees(2 * theta)
-    keep = (inten > min_rel / 100 * inten.max()) & (tt > 8)
-    tt = np.sort(tt[keep])[:n] + zero
+    keep = (inten > min_rel / 100 * inten.max()) & (tt > low)
+    return np.sort(tt[keep])[:n]
+
+
+def _lines(label, n=25, zero=0.0, min_rel=1.0, impurity=None):
+    """The first n line positions (deg, Cu Ka1) of a structure with relative intensity
+    (|F|^2 m LP) above min_rel %, shifted by ``zero``, plus an optional impurity line."""
+    name, lattice, frac, numbers, occ, sg = _structure(label)
+    tt = _positions(lattice, frac, numbers, occ, n, min_rel) + zero
     if impurity is not None:
         tt = np.sort(np.append(tt, impurity))
     return tt, Cell.from_matrix(lattice)
@@ -118,11 +124,7 @@ def test_tetragonal_with_late_l_lines():
     # lines fixes c; two impurity lines among them (before: c came out 5.53 or 6.26 A)
     name, lattice, frac, numbers, occ, sg = _structure("A2B_tP6_136_f_a")
     lattice = np.asarray(lattice) @ np.diag([3.4, 3.4, 1.0])
-    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(60))))
-    theta = np.arcsin(CU_KA1 / (2 * refl.d))
-    inten = refl.f2m * (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-    tt = np.degrees(2 * theta)
-    tt = np.sort(tt[(inten > 0.01 * inten.max()) & (tt > 8)])[:25] + 0.03
+    tt = _positions(lattice, frac, numbers, occ) + 0.03
     best = index_pattern(np.sort(np.append(tt, [14.1, 16.2])), CU_KA1).best
     assert best is not None and best.lattice == "tP"
     assert compare_lattices(best.cell, best.centring, Cell.from_matrix(lattice), "P") == ("equivalent", 1)
@@ -155,13 +157,7 @@ def test_large_cubic_cell_beyond_the_volume_limit():
     name, lattice, frac, numbers, occ, sg = _structure("A_cF136_227_aeg")
     lattice = np.asarray(lattice) * 1.5  # the primitive cell: a quarter of the conventional
     assert 4 * abs(np.linalg.det(lattice)) > 8000
-    refl = simulate_reflections(lattice, frac, numbers, occ, d_min=CU_KA1 / (2 * math.sin(math.radians(40))))
-    theta = np.arcsin(CU_KA1 / (2 * refl.d))
-    inten = refl.f2m * (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
-    tt = np.degrees(2 * theta)
-    tt = np.sort(tt[(inten > 0.01 * inten.max()) & (tt > 5)])[:25]
-    result = index_pattern(tt, CU_KA1)
-    best = result.best
+    best = index_pattern(_positions(lattice, frac, numbers, occ, low=5.0, high=80.0), CU_KA1).best
     assert best is not None and best.lattice == "cF"
     assert compare_lattices(best.cell, best.centring, Cell.from_matrix(lattice), "P") == ("equivalent", 1)
     assert best.peaks_indexed == best.peaks_used
@@ -193,12 +189,10 @@ def test_supercell_of_a_subcell_fit_explains_the_weak_lines():
     assert compare_lattices(Cell.from_reciprocal_metric(indexing.params_to_rmetric("orthorhombic", fit.params)),
                             fit.centring, cell, "I") == ("equivalent", 1)
     # a right cell with two impurity lines: no supercell gains the margin
-    right = indexing._best_centring("orthorhombic", indexing.cell_to_params("orthorhombic", cell),
-                                    indexing._prepare_lines(np.sort(np.concatenate([main, weak, [23.37, 31.9]])),
-                                                            CU_KA1, 27, 0.03, 4.0), 0.0, 0.75)
+    impure = indexing._prepare_lines(np.sort(np.concatenate([main, weak, [23.37, 31.9]])), CU_KA1, 27, 0.03, 4.0)
+    right = indexing._best_centring("orthorhombic", indexing.cell_to_params("orthorhombic", cell), impure, 0.0, 0.75)
     assert right.n_indexed == 25
-    assert indexing._supercell_fits([(right, "orthorhombic")], indexing._prepare_lines(
-        np.sort(np.concatenate([main, weak, [23.37, 31.9]])), CU_KA1, 27, 0.03, 4.0), 0.75) == []
+    assert indexing._supercell_fits([(right, "orthorhombic")], impure, 0.75) == []
 
 
 @pytest.mark.parametrize("family, cell", [
@@ -208,15 +202,16 @@ def test_supercell_of_a_subcell_fit_explains_the_weak_lines():
     ("hexagonal", Cell(3.2, 3.2, 26.0, 90, 90, 120)),
 ])
 def test_reflection_list_holds_every_form_below_q_max(family, cell):
-    # the per-index box (|h| <= sqrt(Q) a) loses nothing against a box far beyond it
+    # the box of the longest axis's limit (|h| <= sqrt(Q) a) loses nothing against a box far beyond it
     from csn_plugin.crystallography import indexing
 
     g = cell.reciprocal_metric
-    p = {"orthorhombic": [g[0, 0], g[1, 1], g[2, 2]], "monoclinic": [g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 2]],
-         "hexagonal": [g[0, 0], g[2, 2]],
-         "triclinic": [g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 1], 2 * g[0, 2], 2 * g[1, 2]]}[family]
+    if family == "triclinic":
+        p = np.array([g[0, 0], g[1, 1], g[2, 2], 2 * g[0, 1], 2 * g[0, 2], 2 * g[1, 2]])
+    else:
+        p = indexing.cell_to_params(family, cell)
     q_max = 0.6
-    _, forms, _ = indexing._reflections_for(family, np.array(p), q_max)
+    _, forms, _ = indexing._reflections_for(family, p, q_max)
     r = np.arange(-40, 41)
     hkl = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
     hkl = hkl[(hkl != 0).any(axis=1)]

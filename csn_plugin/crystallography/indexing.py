@@ -1005,8 +1005,7 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
                 # every line of a tetragonal pattern with M20 > 60, the true tI cell better)
                 max_params = min(max_params, N_PARAMS[fit.family] + 1)
     fits += _supercell_fits(fits, lines, penalty)
-    # the metric-symmetry step for the fits that can still rank near the top (an upgrade gains
-    # the fewer parameters' lines and the symmetry bonus, far less than UPGRADE_MARGIN)
+    # the metric-symmetry step for the fits that can still rank near the top (UPGRADE_MARGIN)
     if fits:
         best = max(f.score for f, _ in fits)
         fits = [(f if id(f) in upgraded or f.score < best - UPGRADE_MARGIN else _symmetry_upgrade(f, lines, penalty), fam)
