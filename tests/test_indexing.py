@@ -195,6 +195,83 @@ def test_supercell_of_a_subcell_fit_explains_the_weak_lines():
     assert indexing._supercell_fits([(right, "orthorhombic")], impure, 0.75) == []
 
 
+@pytest.mark.parametrize("label", ["A_aP4_2_aci", "A2B_aP6_2_2i_i"])
+def test_triclinic_prototypes_are_indexed(label):
+    # two AFLOW triclinic prototypes: the zone pairs sharing their first axis only gave an aP cell
+    # of M20 11-14 (wrong) for both
+    tt, true = _lines(label)
+    best = index_pattern(tt, CU_KA1).best
+    assert best is not None and best.lattice == "aP" and best.M20 > 50
+    assert compare_lattices(best.cell, best.centring, true, "P") == ("equivalent", 1)
+
+
+def _reduced_reciprocal(cell):
+    """The reduced basis of the reciprocal lattice as the triclinic parameters (A, B, C, D, E, F)."""
+    from csn_plugin.crystallography import indexing
+
+    rec, _ = niggli_reduce(Cell.from_matrix(np.linalg.inv(cell.matrix).T))
+    return indexing.cell_to_params("triclinic", Cell.from_reciprocal_metric(rec.metric))
+
+
+def test_zones_are_distinct_reduced_planes():
+    # one plane comes from many pairs of its lines (and as +-R): each is listed once, in its
+    # reduced basis, so that the zone list holds several planes of the lattice
+    from csn_plugin.crystallography import indexing, zones
+
+    tt, true = _lines("A_aP4_2_aci")
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    q, tolq = lines.q(), lines.tol * lines.dq() * 1.5
+    found, counts = zones._zones(q, tolq, n_keep=40)
+    assert (found[:, 0] <= found[:, 1]).all() and (found[:, 2] >= 0).all() and (found[:, 2] <= found[:, 0] * 1.0001).all()
+    tz = np.median(tolq)
+    close = (np.abs(found[:, None, :] - found[None, :, :]) <= tz).all(axis=2)
+    assert close.sum() == len(found)  # each zone is close to itself only
+    assert (np.diff(counts) <= 0).all()
+    # the three planes of the reduced reciprocal basis (pairs of a*, b*, c*) are among them
+    p = _reduced_reciprocal(true)
+    planes = [(p[0], p[1], abs(p[3])), (p[0], p[2], abs(p[4])), (p[1], p[2], abs(p[5]))]
+    found_planes = [any((np.abs(zones._reduced(np.array([plane]))[0] - z) <= 2 * tz).all() for z in found)
+                    for plane in planes]
+    assert sum(found_planes) >= 2
+
+
+def test_third_axis_completes_one_zone():
+    # c* from a line the zone leaves unexplained, (2a*.c*, 2b*.c*) from two more: given the true
+    # (a*, b*) plane, some trial refines to the true cell
+    from csn_plugin.crystallography import indexing, zones
+
+    tt, true = _lines("A2B_aP6_2_2i_i")
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    q, tolq = lines.q(), lines.tol * lines.dq() * 1.5
+    p = _reduced_reciprocal(true)
+    trials = zones._third_axis(np.array([p[0], p[1], p[3]]), q, tolq)
+    assert 0 < len(trials) < 1000
+    right = [t for t in trials[indexing._valid_params("triclinic", trials)]
+             if compare_lattices(Cell.from_reciprocal_metric(indexing.params_to_rmetric("triclinic", t)), "P", true, "P",
+                                 length_tol=0.02, angle_tol=2.0)[0] == "equivalent"]
+    assert right
+    fit = indexing._refine("triclinic", right[0], "P", lines, 0.0, 0.75)
+    assert fit.n_indexed == len(tt) and fit.m20 > 50
+
+
+def test_half_cell_of_a_triclinic_fit():
+    # a triclinic fit with a* halved (a doubled) indexes every line with h even: the cell of half
+    # its volume comes back, refined, and scores better
+    from csn_plugin.crystallography import indexing
+
+    tt, true = _lines("A2B_aP6_2_2i_i")
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    p = _reduced_reciprocal(true)
+    double = indexing._refine("triclinic", p * np.array([0.25, 1, 1, 0.5, 0.5, 1]), "P", lines, 0.0, 0.75)
+    assert double.n_indexed == len(tt) and (double.hkl[:, 0] % 2 == 0).all()
+    halves = indexing._primitive_subcells(double, lines, 0.75)
+    assert halves and halves[0].score > double.score
+    cell = Cell.from_reciprocal_metric(indexing.params_to_rmetric("triclinic", halves[0].params))
+    assert compare_lattices(cell, "P", true, "P") == ("equivalent", 1)
+    # the true cell obeys no parity condition: nothing is halved
+    assert indexing._primitive_subcells(indexing._refine("triclinic", p, "P", lines, 0.0, 0.75), lines, 0.75) == []
+
+
 @pytest.mark.parametrize("family, cell", [
     ("orthorhombic", Cell(3.1, 7.9, 24.5)),
     ("monoclinic", Cell(4.2, 19.7, 8.3, 90, 117.0, 90)),

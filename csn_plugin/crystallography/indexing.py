@@ -67,6 +67,12 @@ VOLUME_FACTOR = {"cubic": 8.0}
 # skipped more than this below the best score (an upgrade gains ~log M, 3-5, per parameter it
 # saves: a triclinic fit that is metrically cubic could gain more, and is left as found)
 UPGRADE_MARGIN = 20.0
+# triclinic trials refined, as a multiple of top_trials: their quick score on the first 14 lines
+# ranks many wrong cells of six free parameters near the right one
+TRICLINIC_TRIALS_FACTOR = 2
+# ... and the triclinic trials polished after the first quick score (1,500 for the other
+# families): the same 12 of 30 val-split triclinic cells found with 300 as with 1,500
+TRICLINIC_POLISHED = 300
 N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "monoclinic": 4, "triclinic": 6}
 _DEG = math.pi / 180
 
@@ -722,11 +728,16 @@ def _assign(family, params, centring, lines, zero, q_max):
     return qc, hkl, forms, pick
 
 
-def _evaluate(family, params, centring, lines, zero, penalty, n_m20=20):
-    """Figures of merit of a cell for the lines: a _Fit (without refinement)."""
+def _assigned(family, params, centring, lines, zero):
+    """The reflection list of a cell up to just beyond the last line, and each line's nearest."""
+    return _assign(family, params, centring, lines, zero, float(lines.q(zero).max()) * 1.05 + 1e-6)
+
+
+def _evaluate(family, params, centring, lines, zero, penalty, n_m20=20, got=None):
+    """Figures of merit of a cell for the lines: a _Fit (without refinement). ``got``: the
+    cell's :func:`_assigned` when already computed."""
     q_all = lines.q(zero)
-    q_max = float(q_all.max()) * 1.05 + 1e-6
-    got = _assign(family, params, centring, lines, zero, q_max)
+    got = _assigned(family, params, centring, lines, zero) if got is None else got
     if got is None:
         return None
     qc, hkl, forms, pick = got
@@ -760,17 +771,14 @@ def _evaluate(family, params, centring, lines, zero, penalty, n_m20=20):
 def _refine(family, params, centring, lines, zero, penalty, refine_zero=True, max_zero=0.2, iterations=4):
     """Assign, least-squares refine parameters (and zero shift), repeat; returns the best _Fit."""
     params = np.asarray(params, dtype=float)
-    best = _evaluate(family, params, centring, lines, zero, penalty)
+    got = _assigned(family, params, centring, lines, zero)
+    best = _evaluate(family, params, centring, lines, zero, penalty, got=got)
     if best is None:
         return None
     n = len(params)
     for _ in range(iterations):
         q_all = lines.q(zero)
-        q_max = float(q_all.max()) * 1.05 + 1e-6
-        got = _assign(family, params, centring, lines, zero, q_max)
-        if got is None:
-            break
-        qc, hkl, forms, pick = got
+        qc, hkl, forms, pick = got  # the assignment of the current parameters
         dq = lines.dq(zero)
         delta = (q_all - qc[pick]) / dq
         use = np.abs(delta) <= np.maximum(lines.tol, 2 * np.median(lines.tol))
@@ -789,10 +797,11 @@ def _refine(family, params, centring, lines, zero, penalty, refine_zero=True, ma
             new_params, new_zero = sol[:n], zero
         if not _valid_params(family, new_params[None, :])[0]:
             break
-        fit = _evaluate(family, new_params, centring, lines, new_zero, penalty)
+        new_got = _assigned(family, new_params, centring, lines, new_zero)
+        fit = _evaluate(family, new_params, centring, lines, new_zero, penalty, got=new_got)
         if fit is None:
             break
-        params, zero = new_params, new_zero
+        params, zero, got = new_params, new_zero, new_got
         if fit.score > best.score - 1e-9 or fit.n_indexed > best.n_indexed:
             improved = fit.score > best.score + 1e-6
             best = fit
@@ -875,7 +884,12 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
     from . import zones
 
     n = len(lines.two_theta)
+    top_trials = int(top_trials * TRICLINIC_TRIALS_FACTOR) if family == "triclinic" else top_trials
     found = []
+    if family == "triclinic":
+        # one start only, the estimated zero shift where there is one (the refinement refines it):
+        # the same 12 of 30 val-split triclinic cells as both starts, at 15 % less time
+        zeros = zeros[-1:]
     for zi, zero in enumerate(zeros):
         if zi > 0 and found and max(row[0] for row in found) > 12 * math.log(20.0):
             continue
@@ -900,11 +914,19 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
         trials = _dedupe(trials)[:MAX_TRIALS]
         n_check = min(n, 14 if family in ("monoclinic", "triclinic") else 16)
         good, scores, counts, cen = _quick_score(family, trials, lines, zero, n_check,
-                                                 max(max_unindexed, 1), v_range, penalty)
-        order = np.argsort(-scores)[:top_trials]
-        for i in order:
-            if scores[i] <= 0:
+                                                 max(max_unindexed, 1), v_range, penalty,
+                                                 keep_top=TRICLINIC_POLISHED if family == "triclinic" else 1500)
+        # the best distinct cells: one cell comes in many bases (the zone pairs of a triclinic
+        # lattice), with the same score and volume, and copies would fill the refinement's slots
+        volumes = _volume_of(family, good)
+        seen = set()
+        for i in np.argsort(-scores):
+            if len(seen) >= top_trials or scores[i] <= 0:
+                break
+            key = (round(float(scores[i]), 6), round(float(volumes[i]), 1))
+            if key in seen:
                 continue
+            seen.add(key)
             found.append((scores[i], good[i], zero))
     found.sort(key=lambda row: -row[0])
     refined_keys, fits = set(), []
@@ -919,7 +941,44 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
             continue
         refined_keys.add(key)
         fits.append(fit)
+        if family == "triclinic":
+            fits += _primitive_subcells(fit, lines, penalty)
     return fits, False
+
+
+# the seven reciprocal sublattices of index 2 (a parity condition on hkl) and a basis of each,
+# as rows in the indices of the cell that the condition holds in
+_HALVINGS = (
+    (lambda h: h[:, 0] % 2 == 0, ((2, 0, 0), (0, 1, 0), (0, 0, 1))),
+    (lambda h: h[:, 1] % 2 == 0, ((1, 0, 0), (0, 2, 0), (0, 0, 1))),
+    (lambda h: h[:, 2] % 2 == 0, ((1, 0, 0), (0, 1, 0), (0, 0, 2))),
+    (lambda h: (h[:, 0] + h[:, 1]) % 2 == 0, ((1, 1, 0), (1, -1, 0), (0, 0, 1))),
+    (lambda h: (h[:, 0] + h[:, 2]) % 2 == 0, ((1, 0, 1), (1, 0, -1), (0, 1, 0))),
+    (lambda h: (h[:, 1] + h[:, 2]) % 2 == 0, ((0, 1, 1), (0, 1, -1), (1, 0, 0))),
+    (lambda h: (h[:, 0] + h[:, 1] + h[:, 2]) % 2 == 0, ((1, 1, 0), (0, 1, 1), (1, 0, 1))),
+)
+
+
+def _primitive_subcells(fit: _Fit, lines, penalty):
+    """Triclinic fits whose indexed reflections obey a parity condition (all but two at most)
+    describe a cell of half the volume in a centred setting (the triclinic search has no
+    centrings): that cell refined, and its own half cells in turn; the ranking chooses."""
+    out = []
+    while fit is not None and len(out) < 3:
+        hkl = fit.hkl[fit.indexed]
+        if len(hkl) < N_PARAMS["triclinic"] + 2:
+            break
+        g = params_to_rmetric("triclinic", fit.params)
+        obeyed = [int(condition(hkl).sum()) for condition, _ in _HALVINGS]
+        best = int(np.argmax(obeyed))
+        if obeyed[best] < len(hkl) - 2:  # (one or two lines may be indexed by chance)
+            break
+        t = np.array(_HALVINGS[best][1], dtype=float)
+        sub = Cell.from_reciprocal_metric(t @ g @ t.T)
+        fit = _refine("triclinic", cell_to_params("triclinic", niggli_reduce(sub)[0]), "P", lines, fit.zero, penalty)
+        if fit is not None:
+            out.append(fit)
+    return out
 
 
 # supercells per family, as factors on the reciprocal parameters (an axis doubled quarters its
@@ -1004,6 +1063,11 @@ def _search(lines, families, max_unindexed, zero_shift, max_volume, penalty, top
                 # parameter can still beat it (one more, not none: a pseudo-cubic cell can index
                 # every line of a tetragonal pattern with M20 > 60, the true tI cell better)
                 max_params = min(max_params, N_PARAMS[fit.family] + 1)
+            if (n - fit.n_indexed <= 1 and fit.m20 >= good_m20) or (n - fit.n_indexed <= 2 and fit.m20 >= 2 * good_m20):
+                # a cell of higher symmetry that explains nearly every line well: no triclinic
+                # search (six free parameters fit the last line or two of such a pattern with
+                # a supercell, or leave them over with a half cell of a higher M20)
+                max_params = min(max_params, N_PARAMS["monoclinic"])
     fits += _supercell_fits(fits, lines, penalty)
     # the metric-symmetry step for the fits that can still rank near the top (UPGRADE_MARGIN)
     if fits:

@@ -6,13 +6,16 @@ A zone of the reciprocal lattice is a plane lattice, Q(h, k) = h^2 Qa + k^2 Qb +
 1. *Zones*: Qa and Qb are taken from pairs of the first lines (or a quarter of one, for a
    first line that is a second order), and R from a third line and a small (h, k) with hk != 0
    (|R| <= sqrt(Qa Qb): a reduced plane basis); every such zone is scored by the number of
-   lines its points explain. All pairs, lines and index pairs at once, in numpy.
+   lines its points explain. All pairs, lines and index pairs at once, in numpy. The best are
+   refined on the lines they explain, Gauss-reduced, and kept once per plane.
 2. *Monoclinic*: a zone is taken as the h0l plane (A = Qa, C = Qb, D = R) and the missing
    B = 1/b^2 perpendicular to it comes from each of the first lines the zone does not explain,
    B = (Q - Q_zone(h, l)) / k^2 for small h, l and k = 1, 2 (all of them: a vote for the most
    supported value was outvoted by chance coincidences of the many index choices).
-3. *Triclinic*: two zones sharing their first axis (Qa, Qb, Rab) and (Qa, Qc, Rac) fix five
-   of the six parameters; the last, Rbc, is voted for by the lines (the most supported values).
+3. *Triclinic*: two zones sharing a row (Visser 1969): each zone rebased on each of its short
+   rows, (Qa, Qb, Rab) and (Qa, Qc, Rac) with the same Qa fix five of the six parameters; the
+   last, Rbc, is voted for by the lines (the most supported values). And one zone completed
+   (Ito): c* from a line the zone leaves unexplained, (2a*.c*, 2b*.c*) from two more.
 
 4. *Completion* (tetragonal, hexagonal, orthorhombic): when the first lines all belong to one
    zone (a short axis: its lines start late), no subset of the first lines fixes the cell. The
@@ -27,6 +30,7 @@ The trials go to the indexer's quick score and refinement like those of the high
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -35,7 +39,7 @@ _ZONE_HK = np.array([(h, k) for h in range(0, 5) for k in range(-4, 5) if (h > 0
 _R_INDICES = np.array([(1, 1), (1, -1), (1, 2), (1, -2), (2, 1), (2, -1)])
 
 
-def _zones(q, tolq, n_basis=7, n_keep=60):
+def _zones(q, tolq, n_basis=7, n_keep=60, n_refine=300):
     """Candidate zones (Qa, Qb, R) with the number of lines each indexes, best first."""
     n = len(q)
     nb = min(n_basis, n)
@@ -69,13 +73,77 @@ def _zones(q, tolq, n_basis=7, n_keep=60):
     key = np.round(np.column_stack([zone_a, zone_b, zone_r]) / (np.median(tolq) * 0.5)).astype(np.int64)
     _, first = np.unique(key, axis=0, return_index=True)
     zone_a, zone_b, zone_r = zone_a[first], zone_b[first], zone_r[first]
+    zones = np.column_stack([zone_a, zone_b, zone_r])
+    counts = _zone_counts(zones, q, tolq)
+    # the best refined on the lines they explain and written in their reduced basis, then
+    # distinct planes only: one plane comes from many line pairs (and as +-R), and copies
+    # would fill the list that the monoclinic and triclinic steps pair up
+    order = np.argsort(-counts, kind="stable")[:n_refine]
+    zones = _reduced(_refined(zones[order], q, tolq))
+    counts = _zone_counts(zones, q, tolq)
+    order = np.argsort(-counts, kind="stable")
+    zones, counts = zones[order], counts[order]
+    close = (np.abs(zones[:, None, :] - zones[None, :, :]) <= np.median(tolq)).all(axis=2)
+    kept, covered = [], np.zeros(len(zones), dtype=bool)
+    for i in range(len(zones)):  # greedily, best first: a zone close to a kept one is a copy
+        if len(kept) >= n_keep:
+            break
+        if not covered[i]:
+            kept.append(i)
+            covered |= close[i]
+    return zones[kept], counts[kept]
+
+
+def _zone_points(zones):
     hk = _ZONE_HK
-    qz = (zone_a[:, None] * hk[:, 0] ** 2 + zone_b[:, None] * hk[:, 1] ** 2 + zone_r[:, None] * hk[:, 0] * hk[:, 1])
-    counts = np.zeros(len(zone_a), dtype=int)
-    for j in range(n):
+    return zones[:, :1] * hk[:, 0] ** 2 + zones[:, 1:2] * hk[:, 1] ** 2 + zones[:, 2:] * hk[:, 0] * hk[:, 1]
+
+
+def _zone_counts(zones, q, tolq):
+    """The number of lines each zone's points explain."""
+    qz = _zone_points(zones)
+    counts = np.zeros(len(zones), dtype=int)
+    for j in range(len(q)):
         counts += (np.abs(qz - q[j]) < tolq[j]).any(axis=1)
-    order = np.argsort(-counts, kind="stable")[:n_keep]
-    return np.column_stack([zone_a, zone_b, zone_r])[order], counts[order]
+    return counts
+
+
+def _refined(zones, q, tolq):
+    """Least squares (Qa, Qb, R) of each zone on the lines it explains (kept as it was when
+    fewer than four lines or a singular fit)."""
+    if not len(zones):
+        return zones
+    qz = _zone_points(zones)  # (Z, H)
+    d = np.abs(qz[:, :, None] - q[None, None, :])  # (Z, H, N)
+    nearest = np.argmin(d, axis=1)  # (Z, N)
+    hit = np.take_along_axis(d, nearest[:, None, :], axis=1)[:, 0, :] < tolq[None, :]
+    hk = _ZONE_HK[nearest].astype(float)  # (Z, N, 2)
+    x = np.stack([hk[..., 0] ** 2, hk[..., 1] ** 2, hk[..., 0] * hk[..., 1]], -1) * hit[..., None]
+    w = 1 / tolq
+    a = np.einsum("znj,znk,n->zjk", x, x, w * w)
+    b = np.einsum("znj,n,n->zj", x, q, w * w)
+    out = zones.copy()
+    ok = (hit.sum(axis=1) >= 4) & (np.abs(np.linalg.det(a)) > 1e-30)
+    if ok.any():
+        out[ok] = np.linalg.solve(a[ok], b[ok][..., None])[..., 0]
+    bad = (out[:, 0] <= 0) | (out[:, 1] <= 0) | (out[:, 2] ** 2 >= 4 * out[:, 0] * out[:, 1])
+    out[bad] = zones[bad]
+    return out
+
+
+def _reduced(zones):
+    """Gauss-reduced bases of plane lattices (Qa <= Qb, |R| <= Qa, R >= 0): the same plane
+    from any two of its rows gives one basis."""
+    qa, qb, r = zones[:, 0].copy(), zones[:, 1].copy(), zones[:, 2].copy()
+    for _ in range(12):
+        swap = qb < qa
+        qa, qb = np.where(swap, qb, qa), np.where(swap, qa, qb)
+        n = np.round(r / (2 * qa))
+        if not (n != 0).any() and not swap.any():
+            break
+        qb = qb - n * r + n * n * qa
+        r = r - 2 * n * qa
+    return np.column_stack([qa, qb, np.abs(r)])
 
 
 def _vote_signed(values, scale, width, top=3, min_votes=2):
@@ -191,7 +259,7 @@ def completion_trials(family, lines, zero, n_lines=20, n_new=8, n_rect=10):
     return out[(out > 0).all(axis=1)]
 
 
-def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8):
+def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8, n_layered=4, n_vote=20, vote_width=0.004):
     """Trial parameter rows: monoclinic (A, B, C, D) with Q = A h^2 + B k^2 + C l^2 + D hl;
     triclinic (A, B, C, D, E, F) with Q = A h^2 + B k^2 + C l^2 + D hk + E hl + F kl."""
     q = lines.q(zero)
@@ -218,26 +286,127 @@ def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8):
             b = b[b > 0]
             rows.append(np.column_stack([np.full(len(b), qa), b, np.full(len(b), qc), np.full(len(b), r)]))
         return np.concatenate(rows) if rows else np.zeros((0, 4))
-    # triclinic: pairs of zones that share their first axis. 40 zones held such a pair for the true
-    # cell of 5 of 28 val-split triclinic patterns, 100 for 8, but 100 found 7 of 60 cells against 5
-    # at 0.17 s more a pattern, which nearly every pattern pays (session 10): n_zones stays 40
+    # triclinic: pairs of zones that share a row (Visser): each zone rebased on each of its short
+    # rows w (the common row's Q, the complement v's Q and 2 w.v), matched across zones by Q(w)
+    pairs = _row_pairs(zones, counts, 2 * np.median(tolq), q[-1] * 1.05)
     hkl = np.array([(h, k, l) for h in range(-2, 3) for k in range(1, 3) for l in (-2, -1, 1, 2)])
     h, k, l = hkl[:, 0], hkl[:, 1], hkl[:, 2]
-    share = 2 * np.median(tolq)
-    ii, jj = np.triu_indices(len(zones), 1)
-    keep = (np.abs(zones[ii, 0] - zones[jj, 0]) <= share) & (np.abs(zones[ii, 1] - zones[jj, 1]) >= 1e-9)
-    ii, jj = ii[keep], jj[keep]  # pairs that share their first axis
     out = []
-    for s0 in range(0, len(ii), 512):  # Rbc voted for by the lines, all pairs of a chunk at once
+    for s0 in range(0, len(pairs), 512):  # Rbc voted for by the lines, all pairs of a chunk at once
         if deadline is not None and time.perf_counter() > deadline:
             break
-        zi, zj = zones[ii[s0:s0 + 512]], zones[jj[s0:s0 + 512]]
-        qa = 0.5 * (zi[:, 0] + zj[:, 0])
-        qb, rab, qc, rac = zi[:, 1], zi[:, 2], zj[:, 1], zj[:, 2]
+        qa, qb, rab, qc, rac = pairs[s0:s0 + 512].T
         rest = (h * h * qa[:, None] + k * k * qb[:, None] + l * l * qc[:, None] + h * k * rab[:, None]
                 + h * l * rac[:, None])  # (P, H)
-        rbc = ((q[None, :, None] - rest[:, None, :]) / (k * l)[None, None, :]).reshape(len(qa), -1)
-        lim = np.sqrt(qb * qc)
-        for row, f in _vote_signed(rbc, lim, 0.004, top=3):
+        rbc = ((q[None, :n_vote, None] - rest[:, None, :]) / (k * l)[None, None, :]).reshape(len(qa), -1)
+        lim = 2 * np.sqrt(qb * qc)  # |2 b*.c*| <= 2 |b*| |c*| (b*, c* reduced against a* only)
+        for row, f in _vote_signed(rbc, lim, vote_width, top=3):
             out.append((qa[row], qb[row], qc[row], rab[row], rac[row], f))
-    return np.array(out).reshape(-1, 6)
+    out = np.array(out).reshape(-1, 6)
+    layers = [_third_axis(zone, q, tolq) for zone in zones[:n_layered]]
+    return np.concatenate([out] + layers) if layers else out
+
+
+_LAYER_HK = np.array([(h, k) for h in range(-2, 3) for k in range(-2, 3) if (h, k) != (0, 0)])
+
+
+def _third_axis(zone, q, tolq, n_c=3, n_pair=4, n_vote=10, keep=10):
+    """Triclinic cells that complete one zone (Ito): when the first lines nearly all lie in one
+    plane, no second zone comes from them. c* is taken as the vector of one of the first lines
+    the zone leaves unexplained (a row of the layer l = 1: C = Q), and (E, F) = (2a*.c*, 2b*.c*)
+    from two more such lines and every small (h, k) (Q = Qz(h, k) + C + hE + kF: two equations),
+    each solution voted for by the other unexplained lines of the layers l = 1, 2."""
+    qa, qb, r = zone
+    hk = _LAYER_HK.astype(float)
+    qz = qa * hk[:, 0] ** 2 + qb * hk[:, 1] ** 2 + r * hk[:, 0] * hk[:, 1]  # (K,)
+    new = np.flatnonzero(~_explains(q, tolq, _zone_points(np.asarray(zone)[None, :])[0]))
+    if len(new) < 4:
+        return np.zeros((0, 6))
+    h1, k1 = hk[:, 0][:, None], hk[:, 1][:, None]
+    h2, k2 = hk[:, 0][None, :], hk[:, 1][None, :]
+    det = h1 * k2 - h2 * k1  # (K, K)
+    solvable = det != 0
+    det = np.where(solvable, det, 1.0)
+    hk0 = np.concatenate([hk, [[0.0, 0.0]]])
+    inplane = np.concatenate([qz, [0.0]])
+    rows = []
+    for ci in new[:n_c]:
+        c = q[ci]
+        others = np.array([j for j in new if j != ci][:n_vote])
+        if len(others) < 3:
+            continue
+        v = q[others][:, None] - qz[None, :] - c  # (J, K): h E + k F = v for l = 1
+        pairs = list(itertools.combinations(range(min(n_pair, len(others))), 2))
+        va = v[[a for a, _ in pairs]][:, :, None]  # (P, K, 1)
+        vb = v[[b for _, b in pairs]][:, None, :]  # (P, 1, K)
+        e = ((va * k2 - vb * k1) / det)[:, solvable]
+        f = ((h1 * vb - h2 * va) / det)[:, solvable]
+        e, f = e.ravel(), f.ravel()
+        ok = (np.abs(e) <= 2 * np.sqrt(qa * c)) & (np.abs(f) <= 2 * np.sqrt(qb * c))
+        ok &= (qa * qb - r * r / 4) * c - qa * f * f / 4 - qb * e * e / 4 + r * e * f / 4 > 0  # det of the metric
+        e, f = e[ok], f[ok]
+        if not len(e):
+            continue
+        # votes: lines of the layers l = 1, 2 at Qz(h, k) + l^2 C + l (h E + k F)
+        lin = e[:, None] * hk0[:, 0] + f[:, None] * hk0[:, 1]  # (P, K+1)
+        calc = np.concatenate([inplane + c + lin, inplane + 4 * c + 2 * lin], axis=1)
+        calc.sort(axis=1)
+        pos = np.clip(_row_searchsorted(calc, q[others]), 1, calc.shape[1] - 1)
+        near = np.minimum(np.abs(np.take_along_axis(calc, pos, 1) - q[others]),
+                          np.abs(np.take_along_axis(calc, pos - 1, 1) - q[others]))
+        votes = (near < tolq[others]).sum(axis=1)
+        best = np.argsort(-votes, kind="stable")[:keep * 6]
+        best = best[votes[best] >= 4]
+        rows.append(np.column_stack([np.full(len(best), qa), np.full(len(best), qb), np.full(len(best), c),
+                                     np.full(len(best), r), e[best], f[best]]))
+    return np.concatenate(rows) if rows else np.zeros((0, 6))
+
+
+def _row_searchsorted(sorted_rows, values):
+    """np.searchsorted of the same values in each row of a row-sorted array, in one call."""
+    n, m = sorted_rows.shape
+    span = float(sorted_rows.max() - sorted_rows.min()) + float(np.abs(values).max()) + 1.0
+    offset = (np.arange(n) * span)[:, None]
+    flat = (sorted_rows + offset).ravel()
+    return np.searchsorted(flat, (values[None, :] + offset).ravel()).reshape(n, -1) - np.arange(n)[:, None] * m
+
+
+# short rows (h, k) of a plane lattice and a complement (p, q) of each (hq - kp = +-1)
+_ROWS = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (2, 1), (1, 2), (2, -1), (1, -2)])
+_COMPLEMENTS = np.array([(0, 1), (1, 0), (0, 1), (0, 1), (1, 1), (1, 1), (1, 0), (0, 1)])
+
+
+def _rebased(zones):
+    """Each zone (Qa, Qb, R) on each short row w as its first axis: rows (zone, Q(w), Q(v), 2 w.v),
+    v the complement reduced against w (|2 w.v| <= Q(w))."""
+    qa, qb, r = (zones[:, i][:, None] for i in range(3))
+    h, k = _ROWS[:, 0], _ROWS[:, 1]
+    p, s = _COMPLEMENTS[:, 0], _COMPLEMENTS[:, 1]
+    qw = h * h * qa + k * k * qb + h * k * r
+    qv = p * p * qa + s * s * qb + p * s * r
+    rwv = 2 * h * p * qa + 2 * k * s * qb + (h * s + k * p) * r
+    n = np.round(-rwv / (2 * qw))
+    qv = qv + n * rwv + n * n * qw
+    rwv = rwv + 2 * n * qw
+    zone = np.repeat(np.arange(len(zones)), len(_ROWS))
+    return zone, qw.ravel(), qv.ravel(), rwv.ravel()
+
+
+def _row_pairs(zones, counts, share, q_max, max_pairs=1500):
+    """(Qa, Qb, Rab, Qc, Rac) rows from pairs of zones with a common row a* (equal Q(w) within
+    ``share``) and different planes, the pairs of most supported zones first."""
+    zone, qw, qv, rwv = _rebased(zones)
+    keep = qw <= q_max
+    zone, qw, qv, rwv = zone[keep], qw[keep], qv[keep], rwv[keep]
+    order = np.argsort(qw)
+    zone, qw, qv, rwv = zone[order], qw[order], qv[order], rwv[order]
+    n_after = np.searchsorted(qw, qw + share, side="right") - np.arange(len(qw)) - 1  # partners j > i
+    i = np.repeat(np.arange(len(qw)), n_after)
+    j = i + 1 + np.arange(len(i)) - np.repeat(np.cumsum(n_after) - n_after, n_after)
+    same_plane = (np.abs(qv[i] - qv[j]) <= share) & (np.abs(np.abs(rwv[i]) - np.abs(rwv[j])) <= share)
+    ok = (zone[i] != zone[j]) & ~same_plane
+    i, j = i[ok], j[ok]
+    support = counts[zone[i]] + counts[zone[j]]
+    pick = np.argsort(-support, kind="stable")[:max_pairs]
+    i, j = i[pick], j[pick]
+    return np.column_stack([0.5 * (qw[i] + qw[j]), qv[i], rwv[i], qv[j], rwv[j]])
