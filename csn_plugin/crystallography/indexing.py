@@ -884,12 +884,14 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
     from . import zones
 
     n = len(lines.two_theta)
-    top_trials = int(top_trials * TRICLINIC_TRIALS_FACTOR) if family == "triclinic" else top_trials
-    found = []
+    polish = {}
     if family == "triclinic":
+        top_trials = int(top_trials * TRICLINIC_TRIALS_FACTOR)
+        polish = {"keep_top": TRICLINIC_POLISHED}
         # one start only, the estimated zero shift where there is one (the refinement refines it):
         # the same 12 of 30 val-split triclinic cells as both starts, at 15 % less time
         zeros = zeros[-1:]
+    found = []
     for zi, zero in enumerate(zeros):
         if zi > 0 and found and max(row[0] for row in found) > 12 * math.log(20.0):
             continue
@@ -914,8 +916,7 @@ def _family_fits(family, lines, zeros, v_range, max_unindexed, penalty, top_tria
         trials = _dedupe(trials)[:MAX_TRIALS]
         n_check = min(n, 14 if family in ("monoclinic", "triclinic") else 16)
         good, scores, counts, cen = _quick_score(family, trials, lines, zero, n_check,
-                                                 max(max_unindexed, 1), v_range, penalty,
-                                                 keep_top=TRICLINIC_POLISHED if family == "triclinic" else 1500)
+                                                 max(max_unindexed, 1), v_range, penalty, **polish)
         # the best distinct cells: one cell comes in many bases (the zone pairs of a triclinic
         # lattice), with the same score and volume, and copies would fill the refinement's slots
         volumes = _volume_of(family, good)
@@ -968,13 +969,12 @@ def _primitive_subcells(fit: _Fit, lines, penalty):
         hkl = fit.hkl[fit.indexed]
         if len(hkl) < N_PARAMS["triclinic"] + 2:
             break
-        g = params_to_rmetric("triclinic", fit.params)
         obeyed = [int(condition(hkl).sum()) for condition, _ in _HALVINGS]
         best = int(np.argmax(obeyed))
         if obeyed[best] < len(hkl) - 2:  # (one or two lines may be indexed by chance)
             break
         t = np.array(_HALVINGS[best][1], dtype=float)
-        sub = Cell.from_reciprocal_metric(t @ g @ t.T)
+        sub = Cell.from_reciprocal_metric(t @ params_to_rmetric("triclinic", fit.params) @ t.T)
         fit = _refine("triclinic", cell_to_params("triclinic", niggli_reduce(sub)[0]), "P", lines, fit.zero, penalty)
         if fit is not None:
             out.append(fit)

@@ -310,12 +310,13 @@ def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8, n_layered=4,
 _LAYER_HK = np.array([(h, k) for h in range(-2, 3) for k in range(-2, 3) if (h, k) != (0, 0)])
 
 
-def _third_axis(zone, q, tolq, n_c=3, n_pair=4, n_vote=10, keep=10):
+def _third_axis(zone, q, tolq, n_c=3, n_pair=4, n_vote=10, keep=60):
     """Triclinic cells that complete one zone (Ito): when the first lines nearly all lie in one
     plane, no second zone comes from them. c* is taken as the vector of one of the first lines
     the zone leaves unexplained (a row of the layer l = 1: C = Q), and (E, F) = (2a*.c*, 2b*.c*)
     from two more such lines and every small (h, k) (Q = Qz(h, k) + C + hE + kF: two equations),
-    each solution voted for by the other unexplained lines of the layers l = 1, 2."""
+    each solution voted for by the other unexplained lines of the layers l = 1, 2: the ``keep``
+    best of each c* line, with at least 4 votes."""
     qa, qb, r = zone
     hk = _LAYER_HK.astype(float)
     qz = qa * hk[:, 0] ** 2 + qb * hk[:, 1] ** 2 + r * hk[:, 0] * hk[:, 1]  # (K,)
@@ -355,7 +356,7 @@ def _third_axis(zone, q, tolq, n_c=3, n_pair=4, n_vote=10, keep=10):
         near = np.minimum(np.abs(np.take_along_axis(calc, pos, 1) - q[others]),
                           np.abs(np.take_along_axis(calc, pos - 1, 1) - q[others]))
         votes = (near < tolq[others]).sum(axis=1)
-        best = np.argsort(-votes, kind="stable")[:keep * 6]
+        best = np.argsort(-votes, kind="stable")[:keep]
         best = best[votes[best] >= 4]
         rows.append(np.column_stack([np.full(len(best), qa), np.full(len(best), qb), np.full(len(best), c),
                                      np.full(len(best), r), e[best], f[best]]))
