@@ -179,6 +179,13 @@ def fit(p_net, evidence, labels, prior):
         if best_s is None or nll < best_s[0] - 1e-4:
             best_s = (nll, candidate)
     params = best_s[1]
+    best_k = None
+    for per_param in (0.0, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8):  # the M20 a cell needs grows with its free parameters
+        candidate = FusionParams(**{**params.__dict__, "m20_per_param": per_param})
+        nll = scores(fused_all(p_net, evidence, prior, candidate), labels)["nll"]
+        if best_k is None or nll < best_k[0] - 1e-4:
+            best_k = (nll, candidate)
+    params = best_k[1]
     best_t = None
     for temperature in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0):
         candidate = FusionParams(**{**params.__dict__, "temperature": temperature})
@@ -260,6 +267,36 @@ def with_temperature(evidence, temperature, prior):
                                alternatives=tuple((cell, again(cell)) for cell, _ in evidence.alternatives))
 
 
+def with_family_prior(evidence, strength, prior):
+    """The evidence as the indexing would give it with the Occam term at ``strength`` (its
+    candidates re-ranked, the best cell's and the alternatives' extinction analyses redone, the
+    alternatives within the default window, as :func:`with_alternatives`):
+    the cache is computed once, the strength varied after. Exact but for candidates the first
+    ranking merged into an equivalent lattice of another family."""
+    import dataclasses
+
+    from csn_plugin.crystallography import extinction_probabilities
+    from csn_plugin.crystallography.evidence import analyse_alternatives
+    from csn_plugin.crystallography.indexing import _rank, _with_family_prior
+
+    if evidence is None or evidence.indexing is None or not evidence.indexing.candidates:
+        return evidence
+    indexing = evidence.indexing
+    ranked = _rank(_with_family_prior(list(indexing.candidates), prior, strength))
+    best = ranked[0]
+    indexing = dataclasses.replace(indexing, candidates=ranked, indexed=best.M20 >= 6.0,
+                                   reason="" if best.M20 >= 6.0 else f"best M20 {best.M20:.1f} below 6")
+    if not indexing.indexed:
+        return dataclasses.replace(evidence, indexing=indexing, cell=None, extinction=None, alternatives=())
+    if best is evidence.cell or (evidence.cell is not None and best.score == evidence.cell.score
+                                 and best.lattice == evidence.cell.lattice and best.volume == evidence.cell.volume):
+        extinction = evidence.extinction
+    else:
+        extinction = extinction_probabilities(evidence.peaks, best, prior=prior)
+    return dataclasses.replace(evidence, indexing=indexing, cell=best, extinction=extinction,
+                               alternatives=analyse_alternatives(evidence.peaks, indexing, prior=prior))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devset", required=True, help="a csn dataset real build directory (devset.npz)")
@@ -277,6 +314,9 @@ def main():
     parser.add_argument("--extinction-temperature", type=float, default=None,
                         help="recompute the extinction of every indexed cell at this likelihood temperature "
                              "(default: as the evidence was computed, the package's LIKELIHOOD_TEMPERATURE)")
+    parser.add_argument("--family-prior-strength", type=float, default=None,
+                        help="re-rank every cached indexing with the crystal-family Occam term at this strength "
+                             "(default: as the evidence was computed, indexing.FAMILY_PRIOR_STRENGTH)")
     args = parser.parse_args()
 
     from csn_plugin.inference.classifier import SpaceGroupClassifier
@@ -300,12 +340,17 @@ def main():
     if args.extinction_temperature is not None:
         sets = {name: (p, [with_temperature(e, args.extinction_temperature, counts) for e in ev], lab)
                 for name, (p, ev, lab) in sets.items()}
+    if args.family_prior_strength is not None:
+        sets = {name: (p, [with_family_prior(e, args.family_prior_strength, counts) for e in ev], lab)
+                for name, (p, ev, lab) in sets.items()}
     p_fit, ev_fit, lab_fit = fit_set(sets, args.known_share)
     params = fit(p_fit, ev_fit, lab_fit, prior)
     fitted_on = (f"{len(lab_fit)} rendered structures: val split (unseen structure types, natural distribution) "
                  f"with a {args.known_share:.0%} share of train-split structures (known types)")
     if args.extinction_temperature is not None:
         fitted_on += f", extinction temperature {args.extinction_temperature:g}"
+    if args.family_prior_strength is not None:
+        fitted_on += f", family prior strength {args.family_prior_strength:g}"
     print(f"fitted on {fitted_on}: {params}")
     report = {"params": params.__dict__, "fitted_on": fitted_on, "seconds_per_pattern_simulated": elapsed_per, "sets": {}}
     for name, (p, ev, lab) in sets.items():

@@ -46,8 +46,8 @@ def test_params_refuse_nonsense():
 
 
 class _Cell:
-    def __init__(self, m20):
-        self.M20 = m20
+    def __init__(self, m20, crystal_system="cubic"):
+        self.M20, self.crystal_system = m20, crystal_system
 
 
 class _Extinction:
@@ -72,6 +72,20 @@ def test_reliability_rises_with_the_figure_of_merit():
     assert weights == sorted(weights) and weights[0] < 0.05 and abs(weights[1] - 0.45) < 1e-9 and weights[-1] > 0.89
     assert reliability(None, params) == 0.0
     assert reliability(_Cell(float("nan")), params) == 0.0
+    with pytest.raises(ValueError, match="out of range"):
+        FusionParams(m20_per_param=-0.1)
+
+
+def test_a_cell_of_more_free_parameters_needs_a_higher_m20_for_the_same_trust():
+    plain = FusionParams(m20_mid=10, slope=3, max_weight=0.9)
+    occam = FusionParams(m20_mid=10, slope=3, max_weight=0.9, m20_per_param=0.3)
+    for system in ("cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic"):
+        assert reliability(_Cell(20, system), plain) == reliability(_Cell(20, "cubic"), plain)
+    assert reliability(_Cell(20, "cubic"), occam) == reliability(_Cell(20, "cubic"), plain)
+    weights = [reliability(_Cell(20, s), occam) for s in ("cubic", "tetragonal", "orthorhombic", "monoclinic", "triclinic")]
+    assert weights == sorted(weights, reverse=True) and weights[-1] < weights[0] / 2
+    # the triclinic midpoint is 10 x e^(5 x 0.3): at that M20 the weight is half the cap
+    assert abs(reliability(_Cell(10 * math.exp(1.5), "triclinic"), occam) - 0.45) < 1e-9
 
 
 def test_fusion_moves_mass_into_the_evidenced_class_and_keeps_the_network_order_inside():

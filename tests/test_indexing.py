@@ -418,3 +418,24 @@ def test_batched_vote_equals_the_vote_of_each_row():
     assert [i for i, _ in batched] == [i for i, _ in expected]
     assert np.allclose([f for _, f in batched], [f for _, f in expected], rtol=1e-12, atol=0)
     assert len(expected) > 40  # the rows do vote
+
+
+def test_family_prior_term_is_added_to_the_ranking_merit():
+    # the Occam term: every candidate's score is its lines' merit plus strength x ln P(family)
+    # under the domain prior, and the ranking follows the new score
+    from csn_plugin.crystallography.cells import SYSTEM_RANK
+    from csn_plugin.crystallography.indexing import family_log_prior
+
+    log_p = family_log_prior("icsd")
+    assert math.isclose(sum(math.exp(v) for v in log_p.values()), 1.0, rel_tol=1e-9)
+    assert min(log_p, key=log_p.get) == "triclinic"  # 4.5 % of ICSD
+    tt, _ = _lines("A2B_mP12_14_2e_e", impurity=[24.7, 31.9])
+    plain = index_pattern(tt, CU_KA1, prior_strength=0.0)
+    strong = index_pattern(tt, CU_KA1, prior_strength=2.0)
+    assert all(c.score == c.evidence for c in plain.candidates)
+    for cand in strong.candidates:
+        assert math.isclose(cand.score, cand.evidence + 2.0 * log_p[cand.crystal_system], abs_tol=1e-9)
+    merit = [c.score + 0.3 * SYSTEM_RANK[c.crystal_system] for c in strong.candidates]
+    assert merit == sorted(merit, reverse=True)
+    none = index_pattern(tt, CU_KA1, family_prior=None, prior_strength=2.0)
+    assert [c.score for c in none.candidates] == [c.evidence for c in none.candidates]

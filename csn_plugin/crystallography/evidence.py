@@ -113,7 +113,8 @@ def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=30.0, 
             window=SCORE_WINDOW) -> Evidence:
     """Peak search, indexing (a fixed work budget, ``time_limit`` seconds as a safety net; families
     in ``lattice_hint`` order first)
-    and extinction analysis of the best cell under the space-group ``prior``, and of the
+    and extinction analysis of the best cell under the space-group ``prior`` (which also gives
+    the indexing's crystal-family Occam term), and of the
     alternative cells within ``window`` of its ranking merit (0: none; the classifier passes the
     window where the fusion's cell weight stays above 1 %)."""
     from .extinction import extinction_probabilities
@@ -133,7 +134,7 @@ def analyse(two_theta, intensity, wavelength, *, prior="icsd", time_limit=30.0, 
         return done(f"no peak search: {error}")
     timings["peaks"] = time.perf_counter() - start
     try:
-        indexing = index_pattern(peaks, time_limit=time_limit, lattice_hint=lattice_hint)
+        indexing = index_pattern(peaks, time_limit=time_limit, lattice_hint=lattice_hint, family_prior=prior)
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as error:
         return done(f"not indexed: {error}", peaks=peaks)
     timings["indexing"] = time.perf_counter() - start - timings["peaks"]

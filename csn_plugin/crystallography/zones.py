@@ -352,7 +352,7 @@ def _third_axis(zone, q, tolq, n_c=3, n_pair=4, n_vote=10, keep=60):
         lin = e[:, None] * hk0[:, 0] + f[:, None] * hk0[:, 1]  # (P, K+1)
         calc = np.concatenate([inplane + c + lin, inplane + 4 * c + 2 * lin], axis=1)
         calc.sort(axis=1)
-        pos = np.clip(_row_searchsorted(calc, q[others]), 1, calc.shape[1] - 1)
+        pos = np.clip(row_searchsorted(calc, q[others]), 1, calc.shape[1] - 1)
         near = np.minimum(np.abs(np.take_along_axis(calc, pos, 1) - q[others]),
                           np.abs(np.take_along_axis(calc, pos - 1, 1) - q[others]))
         votes = (near < tolq[others]).sum(axis=1)
@@ -363,7 +363,7 @@ def _third_axis(zone, q, tolq, n_c=3, n_pair=4, n_vote=10, keep=60):
     return np.concatenate(rows) if rows else np.zeros((0, 6))
 
 
-def _row_searchsorted(sorted_rows, values):
+def row_searchsorted(sorted_rows, values):
     """np.searchsorted of the same values in each row of a row-sorted array, in one call."""
     n, m = sorted_rows.shape
     span = float(sorted_rows.max() - sorted_rows.min()) + float(np.abs(values).max()) + 1.0

@@ -4,7 +4,8 @@ The evidence (:mod:`csn_plugin.crystallography.evidence`) gives, for the best in
 P(absence class | peaks, cell) over the absence classes compatible with its lattice. The network
 keeps what only intensities can tell: which group of a class (Laue class, centrosymmetry), and
 everything when indexing failed. With ``w`` the reliability of the cell (a logistic function of
-its de Wolff M20, fitted on simulated patterns, never on the measured development sets):
+its de Wolff M20 against a midpoint that rises with the free parameters of its family, fitted
+on simulated patterns, never on the measured development sets):
 
     P_x(g)  = sum_k P'(k) * q(g | k),   q(g | k) ~ p_net(g)^beta * prior(g)^(1 - beta) on k
     P'(k)  ~ pi_c P(k | peaks, c) * (p_net(k) / prior(k))^gamma   (the network's own word on the class)
@@ -33,10 +34,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FusionParams:
-    """The combination's parameters: reliability ``w = sigmoid(slope * (ln M20 - ln m20_mid))``
-    capped at ``max_weight``; ``beta``: trust in the network within a class; ``temperature``
+    """The combination's parameters: reliability ``w = sigmoid(slope * (ln M20 - ln m20_mid -
+    m20_per_param * (n_params - 1)))`` capped at ``max_weight`` (n_params: 1 cubic ... 6
+    triclinic); ``beta``: trust in the network within a class; ``temperature``
     of the fused posterior; ``gamma``: how much the network's likelihood ratio for each absence
-    class (its summed probability over the prior's) reweights the extinction's class posterior."""
+    class (its summed probability over the prior's) reweights the extinction's class posterior;
+    ``cell_spread``: the merit scale of the alternative cells' weights; ``m20_per_param``: ln of
+    the factor by which the M20 a cell needs for the same trust grows per free parameter of its
+    family beyond one (six free parameters fit a measured pattern's lines at a higher M20 by
+    chance than one does)."""
 
     m20_mid: float = 10.0
     slope: float = 3.0
@@ -45,13 +51,14 @@ class FusionParams:
     temperature: float = 1.0
     gamma: float = 0.0
     cell_spread: float = 0.0
+    m20_per_param: float = 0.0
 
     def __post_init__(self):
         for name, value in asdict(self).items():
             if not (isinstance(value, (int, float)) and math.isfinite(value)):
                 raise ValueError(f"fusion parameter {name} must be a finite number, got {value!r}")
         if self.m20_mid <= 0 or self.temperature <= 0 or not 0 <= self.max_weight <= 1 or not 0 <= self.beta <= 1 \
-                or not 0 <= self.gamma <= 1 or self.cell_spread < 0:
+                or not 0 <= self.gamma <= 1 or self.cell_spread < 0 or self.m20_per_param < 0:
             raise ValueError(f"fusion parameters out of range: {self}")
 
     @classmethod
@@ -70,7 +77,10 @@ def reliability(cell, params: FusionParams) -> float:
     """How much the cell's evidence is trusted, 0..max_weight (0 without a cell)."""
     if cell is None or not math.isfinite(cell.M20) or cell.M20 <= 0:
         return 0.0
-    x = params.slope * (math.log(cell.M20) - math.log(params.m20_mid))
+    from ..crystallography.indexing import N_PARAMS
+
+    mid = math.log(params.m20_mid) + params.m20_per_param * (N_PARAMS.get(getattr(cell, "crystal_system", None), 1) - 1)
+    x = params.slope * (math.log(cell.M20) - mid)
     return params.max_weight / (1.0 + math.exp(-x))
 
 
