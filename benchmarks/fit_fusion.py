@@ -317,6 +317,8 @@ def main():
     parser.add_argument("--family-prior-strength", type=float, default=None,
                         help="re-rank every cached indexing with the crystal-family Occam term at this strength "
                              "(default: as the evidence was computed, indexing.FAMILY_PRIOR_STRENGTH)")
+    parser.add_argument("--params", default=None,
+                        help="score the parameters of this fusion.json on every set instead of fitting (before/after tables)")
     args = parser.parse_args()
 
     from csn_plugin.inference.classifier import SpaceGroupClassifier
@@ -332,7 +334,9 @@ def main():
     elapsed_per = elapsed_per if elapsed_new is None else elapsed_new
     counts = classifier._prior_counts()
     filled = {name: (p, [with_alternatives(e, counts) for e in ev], lab) for name, (p, ev, lab) in sets.items()}
-    changed = any(a is not b for name in sets for a, b in zip(sets[name][1], filled[name][1]))
+    # (an evidence with no alternative within the window comes back as a new object with none:
+    # not a change, and rewriting the cache then would break a second run reading it)
+    changed = any(a is not b and bool(b.alternatives) for name in sets for a, b in zip(sets[name][1], filled[name][1]))
     sets = filled
     if args.cache and (set(sets) != set(cached) or changed):
         with open(args.cache, "wb") as handle:
@@ -344,15 +348,22 @@ def main():
         sets = {name: (p, [with_family_prior(e, args.family_prior_strength, counts) for e in ev], lab)
                 for name, (p, ev, lab) in sets.items()}
     p_fit, ev_fit, lab_fit = fit_set(sets, args.known_share)
-    params = fit(p_fit, ev_fit, lab_fit, prior)
+    if args.params:
+        fields = json.loads(Path(args.params).read_text())["params"]
+        params = FusionParams(**{k: float(v) for k, v in fields.items() if k in FusionParams.__dataclass_fields__})
+    else:
+        params = fit(p_fit, ev_fit, lab_fit, prior)
     fitted_on = (f"{len(lab_fit)} rendered structures: val split (unseen structure types, natural distribution) "
                  f"with a {args.known_share:.0%} share of train-split structures (known types)")
+    if args.params:
+        fitted_on = f"not fitted: the parameters of {args.params}, scored"
     if args.extinction_temperature is not None:
         fitted_on += f", extinction temperature {args.extinction_temperature:g}"
     if args.family_prior_strength is not None:
         fitted_on += f", family prior strength {args.family_prior_strength:g}"
     print(f"fitted on {fitted_on}: {params}")
-    report = {"params": params.__dict__, "fitted_on": fitted_on, "seconds_per_pattern_simulated": elapsed_per, "sets": {}}
+    report = {"params": params.__dict__, "fitted_on": fitted_on, "seconds_per_pattern_simulated": elapsed_per,
+              "fit_set_nll": scores(fused_all(p_fit, ev_fit, prior, params), lab_fit)["nll"], "sets": {}}
     for name, (p, ev, lab) in sets.items():
         network = scores(p, lab)
         fused = scores(fused_all(p, ev, prior, params), lab)
