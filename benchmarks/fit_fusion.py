@@ -268,31 +268,25 @@ def with_temperature(evidence, temperature, prior):
 
 
 def with_family_prior(evidence, strength, prior):
-    """The evidence as the indexing would give it with the Occam term at ``strength`` (its
-    candidates re-ranked, the best cell's and the alternatives' extinction analyses redone, the
-    alternatives within the default window, as :func:`with_alternatives`):
-    the cache is computed once, the strength varied after. Exact but for candidates the first
-    ranking merged into an equivalent lattice of another family."""
+    """The evidence as the indexing would give it with the Occam term at ``strength``
+    (``indexing.rerank``; the extinction analyses redone where the best cell changed, the
+    alternatives within the default window, as :func:`with_alternatives`): the cache is computed
+    once, the strength varied after."""
     import dataclasses
 
     from csn_plugin.crystallography import extinction_probabilities
     from csn_plugin.crystallography.evidence import analyse_alternatives
-    from csn_plugin.crystallography.indexing import _rank, _with_family_prior
+    from csn_plugin.crystallography.indexing import rerank
 
     if evidence is None or evidence.indexing is None or not evidence.indexing.candidates:
         return evidence
-    indexing = evidence.indexing
-    ranked = _rank(_with_family_prior(list(indexing.candidates), prior, strength))
-    best = ranked[0]
-    indexing = dataclasses.replace(indexing, candidates=ranked, indexed=best.M20 >= 6.0,
-                                   reason="" if best.M20 >= 6.0 else f"best M20 {best.M20:.1f} below 6")
-    if not indexing.indexed:
+    indexing = rerank(evidence.indexing, prior, strength)
+    best = indexing.best
+    if best is None:
         return dataclasses.replace(evidence, indexing=indexing, cell=None, extinction=None, alternatives=())
-    if best is evidence.cell or (evidence.cell is not None and best.score == evidence.cell.score
-                                 and best.lattice == evidence.cell.lattice and best.volume == evidence.cell.volume):
-        extinction = evidence.extinction
-    else:
-        extinction = extinction_probabilities(evidence.peaks, best, prior=prior)
+    old = evidence.cell
+    same = old is not None and (old.lattice, old.volume, old.evidence) == (best.lattice, best.volume, best.evidence)
+    extinction = evidence.extinction if same else extinction_probabilities(evidence.peaks, best, prior=prior)
     return dataclasses.replace(evidence, indexing=indexing, cell=best, extinction=extinction,
                                alternatives=analyse_alternatives(evidence.peaks, indexing, prior=prior))
 

@@ -45,7 +45,7 @@ def _candidate_rows(result, true_cell=None, true_centring="P"):
     rows = []
     for cand in result.candidates[:KEEP]:
         row = {"family": cand.crystal_system, "lattice": cand.lattice, "score": float(cand.score),
-               "raw": float(getattr(cand, "evidence", cand.score)), "M20": float(cand.M20)}
+               "raw": float(cand.evidence), "M20": float(cand.M20)}
         if true_cell is not None:
             row["relation"] = compare_lattices(cand.cell, cand.centring, true_cell, true_centring)[0]
         rows.append(row)
@@ -94,15 +94,16 @@ def collect_rruff(args):
     return out
 
 
-def top_after(candidates, strength, log_prior, min_m20=6.0, symmetry_bonus=0.3):
-    """The top candidate once the term is added (the ranking of ``indexing._rank``), or None
-    when it falls below the acceptance M20 (not indexed)."""
+def top_after(candidates, strength, log_prior, min_m20=6.0):
+    """The top candidate once the term is added (the merit of ``indexing._rank``, on the stored
+    rows), or None when it falls below the acceptance M20 (not indexed)."""
     from csn_plugin.crystallography.cells import SYSTEM_RANK
+    from csn_plugin.crystallography.indexing import SYMMETRY_BONUS
 
     if not candidates:
         return None
     best = max(candidates, key=lambda c: c["raw"] + strength * log_prior[c["family"]]
-               + symmetry_bonus * SYSTEM_RANK[c["family"]])
+               + SYMMETRY_BONUS * SYSTEM_RANK[c["family"]])
     return best if best["M20"] >= min_m20 else None
 
 

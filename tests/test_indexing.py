@@ -439,3 +439,16 @@ def test_family_prior_term_is_added_to_the_ranking_merit():
     assert merit == sorted(merit, reverse=True)
     none = index_pattern(tt, CU_KA1, family_prior=None, prior_strength=2.0)
     assert [c.score for c in none.candidates] == [c.evidence for c in none.candidates]
+
+
+def test_rerank_gives_what_a_search_at_that_strength_gives():
+    from csn_plugin.crystallography.indexing import rerank
+
+    tt, _ = _lines("A2B_mP12_14_2e_e", impurity=[24.7, 31.9])
+    plain = index_pattern(tt, CU_KA1, prior_strength=0.0)
+    strong = index_pattern(tt, CU_KA1, prior_strength=3.0)
+    again = rerank(plain, "icsd", 3.0)
+    assert [(c.lattice, round(c.score, 9)) for c in again.candidates] == [(c.lattice, round(c.score, 9)) for c in strong.candidates]
+    assert (again.indexed, again.reason) == (strong.indexed, strong.reason)
+    back = rerank(strong, None)
+    assert [(c.lattice, c.score) for c in back.candidates] == [(c.lattice, c.score) for c in plain.candidates]

@@ -81,6 +81,7 @@ N_PARAMS = {"cubic": 1, "tetragonal": 2, "hexagonal": 2, "orthorhombic": 3, "mon
 # benchmarks/fit_occam.py on val-split renders (session 13: crystal family right 75.9 -> 76.4 %
 # over the default and a heavy stray-line render, flat from 0.75 to 1.0, falling beyond 1.25)
 FAMILY_PRIOR_STRENGTH = 0.75
+SYMMETRY_BONUS = 0.3  # the ranking's merit per step of symmetry rank (cells.SYSTEM_RANK), a tie-breaker
 _DEG = math.pi / 180
 
 
@@ -886,9 +887,10 @@ def family_log_prior(prior="icsd") -> dict:
 
 
 def _with_family_prior(candidates, family_prior, strength):
-    """Each candidate's score with the Occam term ``strength * ln P(family)`` added."""
-    if family_prior is None or strength == 0 or not candidates:
-        return candidates
+    """Each candidate scored as its lines' merit plus the Occam term ``strength * ln P(family)``
+    (the merit alone when ``family_prior`` is None or ``strength`` 0)."""
+    if family_prior is None or strength == 0:
+        return [c if c.score == c.evidence else replace(c, score=c.evidence) for c in candidates]
     log_p = family_log_prior(family_prior)
     return [replace(c, score=c.evidence + strength * log_p[c.crystal_system]) for c in candidates]
 
@@ -1179,16 +1181,29 @@ def index_pattern(peaks, wavelength=None, *, time_limit=30.0, lattice_hint=None,
                               tuple(), lines.two_theta, lines.wavelength)
     candidates = _rank(_with_family_prior([_to_candidate(f, ls, fam) for f, fam, ls in all_fits], family_prior,
                                           FAMILY_PRIOR_STRENGTH if prior_strength is None else prior_strength))
-    elapsed = time.perf_counter() - t0
+    indexed, reason = _accepted(candidates, min_m20)
+    return IndexingResult(candidates, indexed, reason, time.perf_counter() - t0, timed_out, tuple(searched),
+                          lines.two_theta, lines.wavelength)
+
+
+def _accepted(candidates, min_m20):
+    """(indexed, reason) of ranked candidates: the best must reach the acceptance M20."""
     if not candidates:
-        return IndexingResult([], False, "no cell indexes the lines", elapsed, timed_out, tuple(searched),
-                              lines.two_theta, lines.wavelength)
-    top = candidates[0]
-    if top.M20 < min_m20:
-        return IndexingResult(candidates, False, f"best M20 {top.M20:.1f} below {min_m20:g}", elapsed, timed_out,
-                              tuple(searched), lines.two_theta, lines.wavelength)
-    return IndexingResult(candidates, True, "", elapsed, timed_out, tuple(searched), lines.two_theta,
-                          lines.wavelength)
+        return False, "no cell indexes the lines"
+    if candidates[0].M20 < min_m20:
+        return False, f"best M20 {candidates[0].M20:.1f} below {min_m20:g}"
+    return True, ""
+
+
+def rerank(result: IndexingResult, family_prior="icsd", prior_strength=None, min_m20=6.0) -> IndexingResult:
+    """The same search's candidates ranked with another Occam term (each keeps its lines'
+    merit, ``evidence``), accepted as :func:`index_pattern` does: a strength varied after one
+    search (``benchmarks/fit_fusion.py``). Candidates the first ranking merged into an
+    equivalent lattice of another family are not restored."""
+    strength = FAMILY_PRIOR_STRENGTH if prior_strength is None else prior_strength
+    candidates = _rank(_with_family_prior(result.candidates, family_prior, strength))
+    indexed, reason = _accepted(candidates, min_m20)
+    return replace(result, candidates=candidates, indexed=indexed, reason=reason)
 
 
 def _dedupe(trials, digits=3):
@@ -1205,11 +1220,11 @@ def _dedupe(trials, digits=3):
     return trials[np.sort(first)]
 
 
-def _rank(candidates, symmetry_bonus=0.3):
-    """Best first by score (times a small bonus per symmetry rank); equivalent lattices merged
+def _rank(candidates):
+    """Best first by score plus SYMMETRY_BONUS per symmetry rank; equivalent lattices merged
     (the higher-scoring one kept)."""
     def merit(c):
-        return c.score + symmetry_bonus * SYSTEM_RANK[c.crystal_system]
+        return c.score + SYMMETRY_BONUS * SYSTEM_RANK[c.crystal_system]
 
     candidates = sorted(candidates, key=merit, reverse=True)
     kept = []
