@@ -452,3 +452,105 @@ def test_rerank_gives_what_a_search_at_that_strength_gives():
     assert (again.indexed, again.reason) == (strong.indexed, strong.reason)
     back = rerank(strong, None)
     assert [(c.lattice, c.score) for c in back.candidates] == [(c.lattice, c.score) for c in plain.candidates]
+
+
+def _monoclinic_lines(cell, centring, n=25, extra=()):
+    """The first n line positions (deg, Cu Ka1) of every reflection a monoclinic cell with this
+    centring allows (no intensities: every line observed), plus ``extra`` stray lines."""
+    from csn_plugin.crystallography.cells import allowed_by_centring
+
+    grid = np.arange(-8, 9)
+    hkl = np.array([(h, k, l) for h in grid for k in range(0, 9) for l in grid if (h, k, l) != (0, 0, 0)])
+    hkl = hkl[allowed_by_centring(hkl, centring)]
+    s = CU_KA1 * np.sqrt(cell.q(hkl)) / 2
+    tt = np.unique(np.round(np.degrees(2 * np.arcsin(s[s < 1])), 4))
+    return np.sort(np.concatenate([tt[tt > 5][:n], extra]))
+
+
+@pytest.mark.parametrize("centring", ["P", "C", "A", "I"])
+def test_monoclinic_setting_is_reduced_with_an_obtuse_beta(centring):
+    # random cells in any basis of their a*c* plane: the standard setting allows the same
+    # reflection positions (the centring letter carried along), with beta in [90, 120] deg
+    from csn_plugin.crystallography import indexing
+    from csn_plugin.crystallography.cells import allowed_by_centring
+
+    grid = np.arange(-25, 26)
+    hkl = np.array([(h, k, l) for h in grid for k in range(0, 8) for l in grid if (h, k, l) != (0, 0, 0)])
+    forms = indexing._forms("monoclinic", hkl)
+
+    def positions(p, cen, q_max):
+        q = forms @ p
+        return np.unique(np.round(q[allowed_by_centring(hkl, cen) & (q < q_max)], 9))
+
+    rng = np.random.default_rng(7)
+    changed = 0
+    for _ in range(60):
+        cell = Cell(*rng.uniform(3, 15, 3), 90.0, rng.uniform(15, 165), 90.0)
+        p = indexing.cell_to_params("monoclinic", cell)
+        new, letter = indexing._monoclinic_setting(p, centring)
+        q_max = 8 * p[:3].min()
+        assert np.allclose(positions(p, centring, q_max), positions(new, letter, q_max), rtol=1e-7)
+        beta = Cell.from_reciprocal_metric(indexing.params_to_rmetric("monoclinic", new)).beta
+        assert 90.0 - 1e-6 <= beta <= 120.0 + 1e-6
+        changed += letter != centring
+    assert centring == "P" or changed > 0  # the letter does follow the basis
+
+
+def test_reported_monoclinic_cell_is_the_standard_one():
+    # a P2_1/c cell fitted in a basis of beta 15 deg is reported reduced (beta 90-120 deg) with the
+    # same lines indexed, the same M20, and indices that give the lines' positions
+    from csn_plugin.crystallography import indexing
+
+    cell = Cell(13.7291, 7.42217, 9.54608, 90.0, 120.966, 90.0)
+    tt = _monoclinic_lines(cell, "P")
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    g = cell.reciprocal_metric
+    t = np.array([[1, 0, 0], [0, 1, 0], [3, 0, 1]])  # c*' = c* + 3 a*: the same lattice, beta far from 90
+    odd = Cell.from_reciprocal_metric(t @ g @ t.T)
+    assert odd.beta < 30 or odd.beta > 150
+    fit = indexing._evaluate("monoclinic", indexing.cell_to_params("monoclinic", odd), "P", lines, 0.0, 0.75)
+    assert fit.n_indexed == len(tt)
+    cand = indexing._to_candidate(fit, lines, "monoclinic")
+    assert 90.0 <= cand.beta <= 120.0
+    assert compare_lattices(cand.cell, "P", cell, "P") == ("equivalent", 1)
+    assert cand.peaks_indexed == fit.n_indexed and cand.M20 == pytest.approx(fit.m20, rel=1e-9)
+    assert cand.score == fit.score
+    q = Cell(cand.a, cand.b, cand.c, cand.alpha, cand.beta, cand.gamma).q(cand.hkl[cand.indexed])
+    calc = np.degrees(2 * np.arcsin(CU_KA1 * np.sqrt(q) / 2))
+    assert np.abs(calc - cand.line_two_theta[cand.indexed]).max() < 0.01
+
+
+def test_monoclinic_from_a_rectangular_zone():
+    # the AFLOW P2_1/c prototype A_mP64_14_16e (15.02 x 14.71 x 8.79 A, beta 93.6): its first
+    # lines hold no h0l plane a zone search finds, and no 4-subset of the first six lines with
+    # indices <= 1 fixes the cell (an aP cell of M20 8.5 was ranked first); a rectangular zone
+    # containing b* does, completed by two lines it leaves over (C + D h from each)
+    import spglib
+
+    from csn_plugin.crystallography import indexing, zones
+
+    name, lattice, frac, numbers, occ, sg = _structure("A_mP64_14_16e")
+    cell = Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
+    true = indexing.cell_to_params("monoclinic", cell)
+    tt = _positions(lattice, frac, numbers, occ)
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    q, tolq = lines.q(0.0), lines.tol * lines.dq(0.0) * 1.5
+
+    def holds_true(trials):
+        trials = trials[indexing._valid_params("monoclinic", trials)]  # (linear trials hold invalid rows)
+        if not len(trials):
+            return False
+        red = zones._reduced(trials[:, [0, 2, 3]])
+        t = zones._reduced(true[None, [0, 2, 3]])[0]
+        return bool(((np.abs(red[:, :2] / t[:2] - 1) < 0.01).all(axis=1) & (np.abs(red[:, 2] - t[2]) < 0.01 * np.sqrt(t[0] * t[1]))
+                     & (np.abs(trials[:, 1] / true[1] - 1) < 0.01)).any())
+
+    found, counts = zones._zones(q, tolq, n_keep=40)
+    rect = zones._rectangular_completion(found[counts >= 4], q, tolq)
+    every = zones.trials("monoclinic", lines, 0.0)
+    assert holds_true(rect)
+    assert not holds_true(every[:len(every) - len(rect)])  # the h0l-zone trials
+    assert not holds_true(indexing._trials_linear("monoclinic", lines, 0.0, 6, 1))
+    best = index_pattern(tt, CU_KA1).best
+    assert best is not None and best.lattice == "mP" and 90.0 <= best.beta <= 120.0
+    assert compare_lattices(best.cell, best.centring, cell, "P") == ("equivalent", 1)

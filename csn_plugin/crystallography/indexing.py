@@ -856,7 +856,42 @@ def _bravais_of(family, centring):
     return table[family] + letter
 
 
+_CENTRING_PARITY = {"C": (1, 1, 0), "A": (0, 1, 1), "I": (1, 1, 1)}  # h, k, l coefficients of "... even"
+
+
+def _monoclinic_setting(params, centring):
+    """(params, centring) of the same monoclinic lattice with its a*c* plane Gauss-reduced and
+    beta >= 90 deg (D >= 0), the centring letter carried along: the search may end in any basis
+    of that plane (a beta of 15 deg is a valid cell and no crystallographer's), and the
+    extinction analysis' cell choices (P 1 21/c 1, P 1 21/n 1, ...) are those of a reduced cell.
+    Rows of ``m`` are the new a*, c* in the old ones: h = m11 h' + m21 l', l = m12 h' + m22 l'."""
+    a, c, d = float(params[0]), float(params[2]), float(params[3])
+    m = np.eye(2, dtype=np.int64)
+    for _ in range(50):
+        if c < a:  # swap the axes
+            a, c, m = c, a, m[::-1].copy()
+        n = int(round(d / (2 * a)))
+        if n == 0:
+            break
+        # c*' = c* - n a*: C' = C - n D + n^2 A, D' = D - 2 n A
+        c, d = c - n * d + n * n * a, d - 2 * n * a
+        m[1] = m[1] - n * m[0]
+    if d < 0:  # h -> -h: beta obtuse
+        d, m = -d, np.array([-m[0], m[1]])
+    if centring != "P":
+        ph, pk, pl = _CENTRING_PARITY[centring]
+        new = ((ph * m[0, 0] + pl * m[0, 1]) % 2, pk, (ph * m[1, 0] + pl * m[1, 1]) % 2)
+        centring = {v: k for k, v in _CENTRING_PARITY.items()}[new]
+    return np.array([a, float(params[1]), c, d]), centring
+
+
 def _to_candidate(fit: _Fit, lines, found_as):
+    if fit.family == "monoclinic":
+        params, centring = _monoclinic_setting(fit.params, fit.centring)
+        if centring != fit.centring or not np.allclose(params, fit.params, rtol=1e-12, atol=0):
+            other = _evaluate("monoclinic", params, centring, lines, fit.zero, 1.0)
+            if other is not None and other.n_indexed == fit.n_indexed:  # the same lattice: the same lines
+                fit = replace(other, score=fit.score)
     g = params_to_rmetric(fit.family, fit.params)
     cell = Cell.from_reciprocal_metric(g)
     reduced, _ = niggli_reduce(cell.primitive(fit.centring))

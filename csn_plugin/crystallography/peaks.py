@@ -430,9 +430,14 @@ class _Problem:
         d_skew = height * dshape_du * du_dskew
         return f, d_centre, d_w, d_eta, d_skew
 
-    def model(self, theta, with_jac=False):
+    def model(self, theta, with_jac=False, pairs=None):
+        """Model values per row (and the Jacobian's triplets): ``pairs``, a bool per pair point,
+        evaluates the lines of those only (the rows of the other clusters then hold their
+        background alone)."""
         pos, area, w, eta, skew, b0, b1, ratio = self.unpack(theta)
         pp, pc, rows = self.pair_peak, self.pair_cluster, self.pair_row
+        if pairs is not None:
+            pp, pc, rows = pp[pairs], pc[pairs], rows[pairs]
         xp = self.xr[rows]
         pw, pe, ps = w[pc], eta[pc], skew[pc]
         ratio = ratio[pc]
@@ -440,7 +445,8 @@ class _Problem:
         a = area[pp]
         values = a * f1
         if self.doublet:
-            p2, dp2 = _ka2_position(pos[pp], self.wl_ratio)
+            p2, dp2 = _ka2_position(pos, self.wl_ratio)  # per peak, then per pair point
+            p2, dp2 = p2[pp], dp2[pp]
             f2, dc2, dw2, de2, ds2 = self._line(p2, pw, pe, ps, xp)
             values = values + a * ratio * f2
         n_rows = len(self.rows)
@@ -539,8 +545,8 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
     def cluster_cost(res):
         return np.bincount(prob.row_cluster, weights=res * res, minlength=C)
 
-    def blocks(theta):
-        _, (r, c, v) = prob.model(theta, with_jac=True)
+    def blocks(theta, model=None):
+        _, (r, c, v) = prob.model(theta, with_jac=True) if model is None else model
         v = v / prob.sr[r]
         flat = (prob.row_cluster[r] * rmax + row_local[r]) * kmax + col_local[c]
         return np.bincount(flat, weights=v, minlength=C * rmax * kmax).reshape(C, rmax, kmax)
@@ -568,7 +574,10 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
         step[~active] = 0.0
         delta = step[col_cluster, col_local]
         trial = np.clip(theta + delta, lower, upper)
-        res_trial = prob.residual(trial)
+        # values and derivatives in one evaluation, of the clusters still moving only (a cluster's
+        # rows and block depend on its own parameters; the others are not updated)
+        at_trial = prob.model(trial, with_jac=True, pairs=None if active.all() else active[prob.pair_cluster])
+        res_trial = (at_trial[0] - prob.yr) / prob.sr
         cost_trial = cluster_cost(res_trial)
         better = (cost_trial < cost) & active
         if better.any():
@@ -577,8 +586,9 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
             rel = (cost - cost_trial) / np.maximum(cost, 1e-30)
             converged = better & (rel < 1e-5)
             cost = np.where(better, cost_trial, cost)
-            res = np.where(better[prob.row_cluster], res_trial, res)  # a row depends on its cluster only
-            jac = blocks(theta)
+            # a row and a block depend on their own cluster's parameters only
+            res = np.where(better[prob.row_cluster], res_trial, res)
+            jac = np.where(better[:, None, None], blocks(trial, at_trial), jac)
             active &= ~converged
         lam = np.where(better, np.maximum(lam / 3, 1e-7), np.minimum(lam * 4, 1e8))
         active &= lam < 1e7

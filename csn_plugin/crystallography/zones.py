@@ -285,6 +285,7 @@ def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8, n_layered=4,
             b = ((new[:, None, None] - qz[None, :, None]) / k2[None, None, :]).ravel()
             b = b[b > 0]
             rows.append(np.column_stack([np.full(len(b), qa), b, np.full(len(b), qc), np.full(len(b), r)]))
+        rows.append(_rectangular_completion(zones, q, tolq))
         return np.concatenate(rows) if rows else np.zeros((0, 4))
     # triclinic: pairs of zones that share a row (Visser): each zone rebased on each of its short
     # rows w (the common row's Q, the complement v's Q and 2 w.v), matched across zones by Q(w)
@@ -305,6 +306,54 @@ def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8, n_layered=4,
     out = np.array(out).reshape(-1, 6)
     layers = [_third_axis(zone, q, tolq) for zone in zones[:n_layered]]
     return np.concatenate([out] + layers) if layers else out
+
+
+_RECT_HK = np.array([(h, k) for h in range(-2, 3) for k in range(0, 3)], dtype=float)
+
+
+def _rectangular_completion(zones, q, tolq, n_rect=4, n_new=5):
+    """Monoclinic trials (A, B, C, D) from a rectangular zone of the first lines (step 2's
+    other half): every plane that contains b* is rectangular (b* is perpendicular to the
+    a*c* plane), and when the lines of the h0l plane are few (weak, absent or late) such a
+    zone is what the first lines show. One of its axes is b* (B), the other a row u of the a*c*
+    plane (A = Q(u), u taken as a*); C and D come from two lines the zone does not explain, each
+    indexed (h, k, 1): Q - A h^2 - B k^2 = C + D h, so two lines of different h fix both. A
+    centred rectangular zone (reduced with Qa = Qb) gives its rectangular axes (a sublattice:
+    a C-centred cell's hk0 plane), and b* may be twice the zone's axis (0k0 with k odd absent)."""
+    width = float(np.median(tolq))
+    axes = []
+    for qa, qb, r in zones[:n_rect * 3]:
+        if len(axes) >= 4 * n_rect:
+            break
+        if abs(r) <= width:
+            pair = (qa, qb)
+        elif abs(qa - qb) <= width:
+            pair = (qa + qb + r, qa + qb - r)
+        else:
+            continue
+        for qu, qbb in (pair, pair[::-1]):
+            axes += [(qu, qbb), (qu, qbb / 4)]
+    if not axes:
+        return np.zeros((0, 4))
+    h, k = _RECT_HK[:, 0], _RECT_HK[:, 1]
+    ca, cb = (g.ravel() for g in np.meshgrid(np.arange(len(h)), np.arange(len(h)), indexing="ij"))
+    diff = h[ca] != h[cb]
+    ca, cb = ca[diff], cb[diff]
+    out = []
+    for qu, qbb in axes:
+        qz = qu * h * h + qbb * k * k
+        new = q[~_explains(q, tolq, qz[qz > 0])][:n_new]
+        if len(new) < 2:
+            continue
+        t = new[:, None] - qz[None, :]  # (N, H): C + D h for each index choice
+        m = np.triu_indices(len(new), 1)
+        ti, tj = t[m[0]][:, ca], t[m[1]][:, cb]  # (pairs, choices)
+        d = (ti - tj) / (h[ca] - h[cb])[None, :]
+        c = ti - d * h[ca][None, :]
+        d, c = d.ravel(), c.ravel()
+        good = (c > 0) & (d * d < 4 * qu * c * 0.999)
+        out.append(np.column_stack([np.full(good.sum(), qu), np.full(good.sum(), qbb), c[good], d[good]]))
+    return np.concatenate(out) if out else np.zeros((0, 4))
 
 
 _LAYER_HK = np.array([(h, k) for h in range(-2, 3) for k in range(-2, 3) if (h, k) != (0, 0)])
