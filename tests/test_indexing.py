@@ -554,3 +554,24 @@ def test_monoclinic_from_a_rectangular_zone():
     best = index_pattern(tt, CU_KA1).best
     assert best is not None and best.lattice == "mP" and 90.0 <= best.beta <= 120.0
     assert compare_lattices(best.cell, best.centring, cell, "P") == ("equivalent", 1)
+
+
+def test_reported_triclinic_cell_is_the_niggli_cell():
+    # the AFLOW aP prototype A_aP4_2_aci fitted in a skewed basis of its lattice is reported as its
+    # Niggli-reduced cell (angles all acute or all obtuse), with the same lines, M20 and merit
+    from csn_plugin.crystallography import indexing
+
+    name, lattice, frac, numbers, occ, sg = _structure("A_aP4_2_aci")
+    tt = _positions(lattice, frac, numbers, occ)
+    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    reduced, _ = niggli_reduce(Cell.from_matrix(lattice))
+    t = np.array([[1, 1, 0], [0, 1, 0], [1, 0, 1]])  # a*' = a* + b*, c*' = a* + c*: the same lattice
+    skew = Cell.from_reciprocal_metric(t @ reduced.reciprocal_metric @ t.T)
+    fit = indexing._evaluate("triclinic", indexing.cell_to_params("triclinic", skew), "P", lines, 0.0, 0.75)
+    assert fit.n_indexed >= len(tt) - 1
+    cand = indexing._to_candidate(fit, lines, "triclinic")
+    angles = np.array([cand.alpha, cand.beta, cand.gamma])
+    assert (angles <= 90 + 1e-6).all() or (angles >= 90 - 1e-6).all()
+    assert np.allclose(sorted([cand.a, cand.b, cand.c]), sorted([reduced.a, reduced.b, reduced.c]), rtol=1e-6)
+    assert not np.allclose([skew.a, skew.b, skew.c], [cand.a, cand.b, cand.c], rtol=1e-3)  # (it did change)
+    assert cand.peaks_indexed == fit.n_indexed and cand.M20 == pytest.approx(fit.m20, rel=1e-9) and cand.score == fit.score

@@ -885,13 +885,28 @@ def _monoclinic_setting(params, centring):
     return np.array([a, float(params[1]), c, d]), centring
 
 
-def _to_candidate(fit: _Fit, lines, found_as):
+def _standard_setting(fit: _Fit, lines):
+    """The fit written in the cell a crystallographer reports: monoclinic with its a*c* plane
+    reduced (:func:`_monoclinic_setting`), triclinic as the Niggli-reduced cell (the search ends in
+    any basis of the lattice: angles of 84, 108 and 118 deg were reported); the same lattice, so the
+    same lines and figures of merit, and the ranking merit kept."""
     if fit.family == "monoclinic":
         params, centring = _monoclinic_setting(fit.params, fit.centring)
-        if centring != fit.centring or not np.allclose(params, fit.params, rtol=1e-12, atol=0):
-            other = _evaluate("monoclinic", params, centring, lines, fit.zero, 1.0)
-            if other is not None and other.n_indexed == fit.n_indexed:  # the same lattice: the same lines
-                fit = replace(other, score=fit.score)
+    elif fit.family == "triclinic" and fit.centring == "P":
+        reduced, _ = niggli_reduce(Cell.from_reciprocal_metric(params_to_rmetric("triclinic", fit.params)))
+        params, centring = cell_to_params("triclinic", reduced), "P"
+    else:
+        return fit
+    if centring == fit.centring and np.allclose(params, fit.params, rtol=1e-12, atol=0):
+        return fit
+    other = _evaluate(fit.family, params, centring, lines, fit.zero, 1.0)
+    if other is None or other.n_indexed != fit.n_indexed:  # (the same lattice gives the same lines)
+        return fit
+    return replace(other, score=fit.score)
+
+
+def _to_candidate(fit: _Fit, lines, found_as):
+    fit = _standard_setting(fit, lines)
     g = params_to_rmetric(fit.family, fit.params)
     cell = Cell.from_reciprocal_metric(g)
     reduced, _ = niggli_reduce(cell.primitive(fit.centring))
