@@ -857,6 +857,7 @@ def _bravais_of(family, centring):
 
 
 _CENTRING_PARITY = {"C": (1, 1, 0), "A": (0, 1, 1), "I": (1, 1, 1)}  # h, k, l coefficients of "... even"
+_CENTRING_OF_PARITY = {v: k for k, v in _CENTRING_PARITY.items()}
 
 
 def _monoclinic_setting(params, centring):
@@ -881,19 +882,18 @@ def _monoclinic_setting(params, centring):
     if centring != "P":
         ph, pk, pl = _CENTRING_PARITY[centring]
         new = ((ph * m[0, 0] + pl * m[0, 1]) % 2, pk, (ph * m[1, 0] + pl * m[1, 1]) % 2)
-        centring = {v: k for k, v in _CENTRING_PARITY.items()}[new]
+        centring = _CENTRING_OF_PARITY[new]
     return np.array([a, float(params[1]), c, d]), centring
 
 
-def _standard_setting(fit: _Fit, lines):
+def _standard_setting(fit: _Fit, lines, reduced: Cell):
     """The fit written in the cell a crystallographer reports: monoclinic with its a*c* plane
-    reduced (:func:`_monoclinic_setting`), triclinic as the Niggli-reduced cell (the search ends in
-    any basis of the lattice: angles of 84, 108 and 118 deg were reported); the same lattice, so the
-    same lines and figures of merit, and the ranking merit kept."""
+    reduced (:func:`_monoclinic_setting`), triclinic as ``reduced``, the lattice's Niggli cell (the
+    search ends in any basis of the lattice: angles of 84, 108 and 118 deg were reported); the same
+    lattice, so the same lines and figures of merit, and the ranking merit kept."""
     if fit.family == "monoclinic":
         params, centring = _monoclinic_setting(fit.params, fit.centring)
     elif fit.family == "triclinic" and fit.centring == "P":
-        reduced, _ = niggli_reduce(Cell.from_reciprocal_metric(params_to_rmetric("triclinic", fit.params)))
         params, centring = cell_to_params("triclinic", reduced), "P"
     else:
         return fit
@@ -906,10 +906,11 @@ def _standard_setting(fit: _Fit, lines):
 
 
 def _to_candidate(fit: _Fit, lines, found_as):
-    fit = _standard_setting(fit, lines)
-    g = params_to_rmetric(fit.family, fit.params)
-    cell = Cell.from_reciprocal_metric(g)
+    # the Niggli cell is the lattice's, whatever basis the fit is written in: reduced once
+    cell = Cell.from_reciprocal_metric(params_to_rmetric(fit.family, fit.params))
     reduced, _ = niggli_reduce(cell.primitive(fit.centring))
+    fit = _standard_setting(fit, lines, reduced)
+    cell = Cell.from_reciprocal_metric(params_to_rmetric(fit.family, fit.params))
     return CellCandidate(
         lattice=_bravais_of(fit.family, fit.centring), crystal_system=fit.family, a=cell.a, b=cell.b, c=cell.c,
         alpha=cell.alpha, beta=cell.beta, gamma=cell.gamma, volume=cell.volume, M20=fit.m20, F_N=fit.f_n,

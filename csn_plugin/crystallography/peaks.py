@@ -545,8 +545,9 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
     def cluster_cost(res):
         return np.bincount(prob.row_cluster, weights=res * res, minlength=C)
 
-    def blocks(theta, model=None):
-        _, (r, c, v) = prob.model(theta, with_jac=True) if model is None else model
+    def blocks(evaluated):
+        """Per-cluster dense Jacobian blocks from ``prob.model(theta, with_jac=True)``."""
+        _, (r, c, v) = evaluated
         v = v / prob.sr[r]
         flat = (prob.row_cluster[r] * rmax + row_local[r]) * kmax + col_local[c]
         return np.bincount(flat, weights=v, minlength=C * rmax * kmax).reshape(C, rmax, kmax)
@@ -557,7 +558,7 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
     eye = np.eye(kmax)
     pad = np.arange(kmax)[None, :] >= sizes[:, None]  # padded columns of each block
     active = np.ones(C, dtype=bool)
-    jac = blocks(theta)
+    jac = blocks(prob.model(theta, with_jac=True))
     for _ in range(iterations):
         rpad = np.zeros((C, rmax))
         rpad[prob.row_cluster, row_local] = res
@@ -588,7 +589,7 @@ def _batched_lm(prob, theta, lower, upper, iterations=25):
             cost = np.where(better, cost_trial, cost)
             # a row and a block depend on their own cluster's parameters only
             res = np.where(better[prob.row_cluster], res_trial, res)
-            jac = np.where(better[:, None, None], blocks(trial, at_trial), jac)
+            jac = np.where(better[:, None, None], blocks(at_trial), jac)
             active &= ~converged
         lam = np.where(better, np.maximum(lam / 3, 1e-7), np.minimum(lam * 4, 1e8))
         active &= lam < 1e7
