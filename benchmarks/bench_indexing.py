@@ -139,7 +139,10 @@ def run_structures(args):
     else:
         pool = structure_pool(cases, args.per_system, args.seed, args.stride)
     rows = []
+    only = set(args.only.split(",")) if args.only else None
     for index, (name, lattice, frac, numbers, occ, sg, *known) in enumerate(pool):
+        if only is not None and _system(sg) not in only:
+            continue  # (the index keeps each pattern's render seed of the full run)
         config = RenderConfig().replace(p_full_range=1.0, step=(0.01, 0.01))
         x, y, _ = cases.render_known(lattice, frac, numbers, occ, seed=5000 + index, config=config)
         t0 = time.perf_counter()
@@ -335,6 +338,8 @@ def main():
     parser.add_argument("--split", choices=("dev", "val"), default="dev",
                         help="--synth: the dev set's balanced subset (test split) or val-split structures")
     parser.add_argument("--rows", type=Path, default=None, help="write every pattern's row here (JSON)")
+    parser.add_argument("--only", default=None,
+                        help="comma-separated crystal systems to run from the same balanced pool (the others skipped)")
     args = parser.parse_args()
     if args.rruff:
         summary = run_rruff(args)

@@ -25,6 +25,20 @@ def _structure(label):
     raise LookupError(label)
 
 
+def _prototype_lines(label, family, min_significance):
+    """(space group, spglib conventional cell, the family's true parameters, the first line
+    positions, the indexing's lines) of an AFLOW prototype."""
+    import spglib
+
+    from csn_plugin.crystallography import indexing
+
+    name, lattice, frac, numbers, occ, sg = _structure(label)
+    cell = Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
+    tt = _positions(lattice, frac, numbers, occ)
+    return (sg, cell, indexing.cell_to_params(family, cell), tt,
+            indexing._prepare_lines(tt, CU_KA1, 25, 0.03, min_significance))
+
+
 def _positions(lattice, frac, numbers, occ, n=25, min_rel=1.0, low=8.0, high=120.0):
     """The first n line positions (deg 2theta, Cu Ka1, between ``low`` and ``high``) of a
     structure with relative intensity (|F|^2 m LP) above min_rel %."""
@@ -522,15 +536,9 @@ def test_monoclinic_from_a_rectangular_zone():
     # lines hold no h0l plane a zone search finds, and no 4-subset of the first six lines with
     # indices <= 1 fixes the cell (an aP cell of M20 8.5 was ranked first); a rectangular zone
     # containing b* does, completed by two lines it leaves over (C + D h from each)
-    import spglib
-
     from csn_plugin.crystallography import indexing, zones
 
-    name, lattice, frac, numbers, occ, sg = _structure("A_mP64_14_16e")
-    cell = Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
-    true = indexing.cell_to_params("monoclinic", cell)
-    tt = _positions(lattice, frac, numbers, occ)
-    lines = indexing._prepare_lines(tt, CU_KA1, 25, 0.03, 4.0)
+    _, cell, true, tt, lines = _prototype_lines("A_mP64_14_16e", "monoclinic", 4.0)
     q, tolq = lines.q(0.0), lines.tol * lines.dq(0.0) * 1.5
 
     def holds_true(trials):
@@ -572,3 +580,45 @@ def test_reported_triclinic_cell_is_the_niggli_cell():
     assert np.allclose(sorted([cand.a, cand.b, cand.c]), sorted([reduced.a, reduced.b, reduced.c]), rtol=1e-6)
     assert not np.allclose([skew.a, skew.b, skew.c], [cand.a, cand.b, cand.c], rtol=1e-3)  # (it did change)
     assert cand.peaks_indexed == fit.n_indexed and cand.M20 == pytest.approx(fit.m20, rel=1e-9) and cand.score == fit.score
+
+
+def test_long_c_axis_from_two_lines_of_one_row():
+    # the AFLOW R3m prototype AB_hR6_160_3a_3a (a 3.02, c 22.18 A): its first lines are 00l and
+    # 10l / 01l reflections of l up to 10 and more, which no trial basis of indices <= 3 and no
+    # completion of its (nearly empty) hk0 zone reaches (an oI cell of M20 159 was ranked first);
+    # two lines taken as one row (h k fixed, Q = m A + C l^2) give the cell
+    from csn_plugin.crystallography import indexing, zones
+    from csn_plugin.symmetry import space_group
+
+    sg, cell, true, tt, lines = _prototype_lines("AB_hR6_160_3a_3a", "hexagonal", 3.0)
+
+    def holds_true(trials):
+        return bool(len(trials) and (np.abs(trials / true - 1).max(axis=1) < 0.01).any())
+
+    assert not holds_true(zones.completion_trials("hexagonal", lines, 0.0))
+    assert not holds_true(indexing._trials_linear("hexagonal", lines, 0.0, 6, 3))
+    assert holds_true(zones.row_trials("hexagonal", lines, 0.0))
+    top = index_pattern(tt, CU_KA1).candidates[0]
+    assert top.lattice == "hR"
+    assert compare_lattices(top.cell, top.centring, cell, space_group(sg).symbol[0])[0] == "equivalent"
+
+
+def test_weak_lines_of_a_sparse_pattern_are_used():
+    # rock salt rendered at 60 counts on its strongest peak: the peak search reports 7 lines,
+    # one of them between 3 and 4 sigma; without it the 6 left are fitted by a primitive
+    # subcell, with it the F cell indexes them all. Lines down to the peak search's own
+    # threshold are used (measured on val-split renders, docs/benchmarks.md)
+    import spglib
+
+    name, lattice, frac, numbers, occ, sg = _structure("AB_cF8_225_a_b")
+    cell = Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
+    x, y, _ = cases.render_known(lattice, frac, numbers, occ, seed=2,
+                                 config=cases.measured_like_config(peak_counts=(60.0, 60.0)))
+    peaks = find_peaks(x, y, "CuKa")
+    assert ((peaks.significance >= 3.0) & (peaks.significance < 4.0)).any()
+    strict = index_pattern(peaks, min_significance=4.0).candidates[0]
+    assert compare_lattices(strict.cell, strict.centring, cell, "F")[0] == "subcell"
+    result = index_pattern(peaks)
+    assert result.indexed and result.candidates[0].peaks_used == len(peaks)
+    top = result.candidates[0]
+    assert top.lattice == "cF" and compare_lattices(top.cell, top.centring, cell, "F")[0] == "equivalent"

@@ -259,6 +259,27 @@ def completion_trials(family, lines, zero, n_lines=20, n_new=8, n_rect=10):
     return out[(out > 0).all(axis=1)]
 
 
+def row_trials(family, lines, zero, n_first=6, l_max=15, l_basis=3):
+    """Tetragonal and hexagonal (A, C) trials for a long c axis: two of the first ``n_first``
+    lines taken as reflections of one row (h k fixed, l varying; the first rows, hk = 10 and 11,
+    m = h^2 + k^2 or h^2 + hk + k^2 of 1 or 2 / 3), Q = m A + C l^2, with l up to ``l_max`` and one
+    of them above ``l_basis`` (the low indices are the linear trials'). C = dQ / d(l^2), then A.
+    A polytype or an hR cell of c ~ 20-30 A has 00l and 10l lines first, whose indices no
+    small-index basis reaches and whose hk0 zone holds one or two of the first twelve lines."""
+    q = lines.q(zero)[:n_first]
+    if len(q) < 2:
+        return np.zeros((0, 2))
+    m = np.array([1.0, 2.0] if family == "tetragonal" else [1.0, 3.0])
+    l_pairs = np.array([(a, b) for a in range(l_max + 1) for b in range(a + 1, l_max + 1) if b > l_basis], dtype=float)
+    i, j = np.triu_indices(len(q), 1)
+    dq = q[j] - q[i]  # (P,)
+    c = dq[:, None] / (l_pairs[None, :, 1] ** 2 - l_pairs[None, :, 0] ** 2)  # (P, L)
+    a = (q[i][:, None, None] - c[:, :, None] * l_pairs[None, :, 0, None] ** 2) / m[None, None, :]  # (P, L, M)
+    c = np.broadcast_to(c[:, :, None], a.shape)
+    out = np.column_stack([a.ravel(), c.ravel()])
+    return out[(out > 0).all(axis=1)]
+
+
 def trials(family, lines, zero, deadline=None, n_zones=40, n_new=8, n_layered=4, n_vote=20, vote_width=0.004):
     """Trial parameter rows: monoclinic (A, B, C, D) with Q = A h^2 + B k^2 + C l^2 + D hl;
     triclinic (A, B, C, D, E, F) with Q = A h^2 + B k^2 + C l^2 + D hk + E hl + F kl."""
