@@ -25,15 +25,20 @@ def _structure(label):
     raise LookupError(label)
 
 
+def _standard_cell(lattice, frac, numbers):
+    """spglib's conventional cell of a structure (symprec 1e-3)."""
+    import spglib
+
+    return Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
+
+
 def _prototype_lines(label, family, min_significance):
     """(space group, spglib conventional cell, the family's true parameters, the first line
     positions, the indexing's lines) of an AFLOW prototype."""
-    import spglib
-
     from csn_plugin.crystallography import indexing
 
     name, lattice, frac, numbers, occ, sg = _structure(label)
-    cell = Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
+    cell = _standard_cell(lattice, frac, numbers)
     tt = _positions(lattice, frac, numbers, occ)
     return (sg, cell, indexing.cell_to_params(family, cell), tt,
             indexing._prepare_lines(tt, CU_KA1, 25, 0.03, min_significance))
@@ -608,10 +613,8 @@ def test_weak_lines_of_a_sparse_pattern_are_used():
     # one of them between 3 and 4 sigma; without it the 6 left are fitted by a primitive
     # subcell, with it the F cell indexes them all. Lines down to the peak search's own
     # threshold are used (measured on val-split renders, docs/benchmarks.md)
-    import spglib
-
     name, lattice, frac, numbers, occ, sg = _structure("AB_cF8_225_a_b")
-    cell = Cell.from_matrix(spglib.get_symmetry_dataset((lattice, frac, numbers), symprec=1e-3).std_lattice)
+    cell = _standard_cell(lattice, frac, numbers)
     x, y, _ = cases.render_known(lattice, frac, numbers, occ, seed=2,
                                  config=cases.measured_like_config(peak_counts=(60.0, 60.0)))
     peaks = find_peaks(x, y, "CuKa")

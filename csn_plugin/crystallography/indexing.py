@@ -1190,7 +1190,7 @@ def index_pattern(peaks, wavelength=None, *, time_limit=30.0, lattice_hint=None,
     first (``systems`` restricts the search). n_lines: the first lines used (20-30).
     tolerance: deg 2theta allowed beyond 3 sigma of each line. min_significance: the least
     integrated intensity over its uncertainty of a line used (3: every line the peak search
-    reports; 4 lost sparse patterns' weak lines, 7 of 210 val-split renders). min_m20: acceptance.
+    reports; 4 lost sparse patterns' weak lines: 12 of 630 val-split renders right first). min_m20: acceptance.
     max_unindexed: lines among the used ones allowed to stay unindexed (default 20 %, at
     least 2). penalty: ranking factor per unindexed line among the first
     20. zero_shift: a known zero shift (deg) to start from (refined anyway). family_prior: the
